@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h> /* size_t */
 #include <stdint.h>
+#include <stdio.h> /* FILE */
 
 #include "common/cm_arena.h"
 #include "common/cm_err.h"
@@ -160,6 +161,7 @@ struct ana_frame {
     uint64_t function_base; /* address where the function starts, if function != NULL */
     const char *file;     /* source file, NULL if unknown */
     uint32_t line;        /* 0 if unknown */
+    uint64_t line_base;   /* address where the line's code starts, if line != 0 */
     struct ana_inline *inlines; /* innermost first */
     size_t inline_count;
     struct ana_context regs; /* registers recovered for this frame */
@@ -326,4 +328,37 @@ const char *ana_module_basename(const struct ana_module *m);
 /* The mapping containing addr, or NULL. */
 const struct ana_mapping *ana_mapping_at(const struct ana_crash *c, uint64_t addr);
 
+/* ---- signatures and buckets (ana_signature.c, rules in analyzer/signature_rules.txt) ---- */
+
+/* One step of the decision trail: what the signature builder did with a frame and why. */
+struct ana_sig_step {
+    int frame;          /* frame index in the crashing thread, -1 for the reason class */
+    const char *text;   /* the normalized frame */
+    const char *action; /* "skip", "prefix", "keep", "sentinel", "collapse", "scan" */
+    const char *rule;   /* the rule that decided ("irrelevant: raise"), or a short reason */
+};
+
+/* The hierarchy of keys of one crash, each stable and printable:
+ * fault module -> fault point -> signature (the bucket) -> full normalized stack hash. */
+struct ana_keys {
+    const char *rules_version;
+    const char *reason_class;        /* "SIGSEGV NULL", "EXCEPTION_ACCESS_VIOLATION_READ WILD" */
+    const char *signature;           /* reason class, then frames, joined with " | " */
+    char bucket[33];                 /* hex: first 128 bits of SHA-256 of the signature */
+    const char *fault_module;        /* module name, "(no module)" if outside every module */
+    const char *fault_module_version; /* version, else code/build id, else NULL */
+    const char *fault_point;         /* "module!function" or "module+0xoffset" */
+    char stack_hash[33];             /* hex: SHA-256 of the whole normalized stack */
+    struct ana_sig_step *trail;
+    size_t trail_count;
+};
+
+/* ---- output ---- */
+
+/* The processed-crash JSON (Socorro / minidump-stackwalk schema) of c, with keys when not NULL.
+ * One line unless pretty. Owned by the caller; free with cm_free(). NULL when out of memory. */
+char *ana_json_text(const struct ana_crash *c, const struct ana_keys *keys, bool pretty);
+
+/* A readable report in the spirit of Breakpad's minidump_stackwalk, written to f. */
+void ana_report_human(FILE *f, const struct ana_crash *c, const struct ana_keys *keys);
 #endif
