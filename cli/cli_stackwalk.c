@@ -20,19 +20,56 @@ static void usage(FILE *f)
                "  --symbols DIR  a symbol store (Breakpad NAME/ID/NAME.sym or .build-id/); "
                "repeatable, searched in order\n"
                "  --json    the processed-crash JSON, one object per line per file\n"
-               "  --human   a readable report (the default)\n");
+               "  --human   a readable report (the default)\n"
+               "  --summary one line per dump\n");
 }
 
-static int walk_one(const char *path, bool json, bool pretty)
+enum mode { MODE_HUMAN, MODE_JSON, MODE_SUMMARY };
+
+/* One line: file, format, system, crash reason and address, top frame. */
+static void print_summary(const char *path, const struct ana_crash *c)
+{
+    const struct ana_crash_info *ci = &c->crash_info;
+    static const char *const formats[] = { "?", "minidump", "elfcore", "kernel" };
+    printf("%s  %s %s/%s  ", path, formats[c->format <= 3 ? c->format : 0],
+           c->system_info.os ? c->system_info.os : "?", ana_cpu_name(c->system_info.cpu));
+    if (!ci->crashed)
+        printf("no crash");
+    else
+        printf("%s", ci->type ? ci->type : "?");
+    if (ci->crashed && ci->has_address)
+        printf(" @ 0x%llx", (unsigned long long)ci->address);
+    printf("  threads=%zu modules=%zu", c->thread_count, c->module_count);
+    int ct = ci->crashing_thread;
+    if (ct >= 0 && (size_t)ct < c->thread_count) {
+        const struct ana_thread *t = &c->threads[ct];
+        int pc = ana_reg_pc(t->ctx.cpu);
+        uint64_t addr = t->frame_count ? t->frames[0].pc : t->ctx.r[pc >= 0 ? pc : 0];
+        int m = t->frame_count ? t->frames[0].module : ana_module_at(c, addr);
+        if (m >= 0)
+            printf("  top=%s+0x%llx", ana_module_basename(&c->modules[m]),
+                   (unsigned long long)(addr - c->modules[m].base));
+        else
+            printf("  top=0x%llx", (unsigned long long)addr);
+    }
+    if (c->warning_count)
+        printf("  warnings=%zu", c->warning_count);
+    putchar('\n');
+}
+
+static int walk_one(const char *path, enum mode mode, bool pretty)
 {
     struct ana_crash *c = NULL;
     struct cm_err err = { 0 };
     if (ana_load_file(path, NULL, &c, &err) != CM_E_OK) {
-        fprintf(stderr, "triagectl stackwalk: %s: %s: %s\n", path, cm_code_text(err.code),
-                err.msg);
-        return err.code == CM_E_NOMEM || err.code == CM_E_IO ? 1 : 1;
+        fprintf(stderr, "triagectl stackwalk: %s: %s\n", path, err.msg);
+        if (mode == MODE_SUMMARY)
+            printf("%s  error: %s\n", path, err.msg);
+        return 1;
     }
-    if (json) {
+    if (mode == MODE_SUMMARY) {
+        print_summary(path, c);
+    } else if (mode == MODE_JSON) {
         char *text = ana_json_text(c, NULL, pretty);
         if (!text) {
             fprintf(stderr, "triagectl stackwalk: %s: out of memory writing JSON\n", path);
@@ -54,14 +91,16 @@ int cli_stackwalk(int argc, char **argv)
     static const struct option opts[] = {
         { "symbols", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
         { "human", no_argument, NULL, 'H' },         { "pretty", no_argument, NULL, 'p' },
-        { "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
+        { "summary", no_argument, NULL, 'S' },       { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     const char *symbol_dirs[MAX_SYMBOL_DIRS];
     size_t nsym = 0;
-    bool json = false, pretty = false;
+    enum mode mode = MODE_HUMAN;
+    bool pretty = false;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "s:jHph", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "s:jHSph", opts, NULL)) != -1) {
         switch (ch) {
         case 's':
             if (nsym == MAX_SYMBOL_DIRS) {
@@ -70,8 +109,9 @@ int cli_stackwalk(int argc, char **argv)
             }
             symbol_dirs[nsym++] = optarg;
             break;
-        case 'j': json = true; break;
-        case 'H': json = false; break;
+        case 'j': mode = MODE_JSON; break;
+        case 'H': mode = MODE_HUMAN; break;
+        case 'S': mode = MODE_SUMMARY; break;
         case 'p': pretty = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -85,7 +125,7 @@ int cli_stackwalk(int argc, char **argv)
     (void)symbol_dirs;
     int worst = 0;
     for (int i = optind; i < argc; i++) {
-        int rc = walk_one(argv[i], json, pretty);
+        int rc = walk_one(argv[i], mode, pretty);
         if (rc > worst)
             worst = rc;
         fflush(stdout);
