@@ -118,13 +118,15 @@ struct ana_mapping {
     uint64_t base, size;
     uint32_t prot;     /* ANA_PROT_* */
     const char *name;  /* file backing it, NULL if anonymous or unknown */
+    uint64_t file_offset; /* offset in that file of the byte at base; 0 if name is NULL */
 };
 
 struct ana_module {
     uint64_t base, size;
     const char *path;       /* as the dump records it ("C:\\...\\foo.dll", "/lib/libc.so.6") */
     const char *debug_file; /* "foo.pdb", or the ELF file's base name; NULL if absent */
-    const char *debug_id;   /* Breakpad form: GUID+age, 33 upper-case hex digits; NULL if absent */
+    const char *debug_id;   /* Breakpad form: GUID in upper-case hex, then the age in
+                             * lower-case hex as Breakpad prints it; NULL if absent */
     const char *code_id;    /* PE: TIMESTAMP(8 hex)+SIZEOFIMAGE(hex); ELF: build id hex; or NULL */
     const char *version;    /* "a.b.c.d" from VS_FIXEDFILEINFO, NULL if absent */
     const uint8_t *build_id; /* ELF GNU build id bytes, NULL if absent */
@@ -171,7 +173,10 @@ struct ana_thread {
     uint32_t tid;
     const char *name;        /* NULL if the dump names none */
     bool has_ctx;
-    struct ana_context ctx;  /* registers at the time of the dump */
+    struct ana_context ctx;  /* registers at the time of the dump; for the crashing thread, the
+                              * registers at the crash (ana_load puts the exception record's
+                              * context here: MDMP thread lists hold the handler's registers) */
+    struct ana_context list_ctx; /* the registers exactly as the thread list gives them */
     uint64_t stack_base, stack_size; /* the stack memory the dump lists for it; 0 if unknown */
     bool dump_writer;        /* the thread that wrote the dump (Breakpad info stream) */
     bool bad_context;        /* its context could not be read; the walker skips it */
@@ -182,7 +187,7 @@ struct ana_thread {
 };
 
 struct ana_annotation {
-    const char *key;
+    const char *key;    /* "" for a Crashpad list annotation, which has no key */
     const char *value;
     const char *module; /* module path for module annotations, NULL for process-wide ones */
 };
@@ -200,6 +205,7 @@ struct ana_system_info {
 struct ana_crash_info {
     bool crashed;          /* false for a dump written without a crash */
     const char *type;      /* "EXCEPTION_ACCESS_VIOLATION_WRITE", "SIGSEGV /SEGV_MAPERR", ... */
+                           /* (NULL when crashed is false) */
     bool has_address;
     uint64_t address;      /* fault address, truncated to the cpu's width */
     int crashing_thread;   /* index into threads, -1 if unknown */
@@ -213,6 +219,14 @@ struct ana_crash_info {
     bool has_signal;
     bool has_exception_ctx;
     struct ana_context exception_ctx; /* context from the exception record, if any */
+    /* MDMP ExceptionRecord.ExceptionAddress as written (untruncated; for an access violation
+     * the fault address above comes from ExceptionInformation[1] instead). */
+    uint64_t exception_address;
+    /* A Linux signal some process sent (si_code <= 0: kill, tgkill, raise): the siginfo's
+     * address field then holds the sender's pid and uid, not a fault address, so has_address
+     * is false and these say who sent it. */
+    bool has_sender;
+    uint32_t sender_pid, sender_uid;
 };
 
 /* Windows kernel dumps only. */
@@ -222,9 +236,10 @@ struct ana_bugcheck {
     const char *name;     /* exact name, e.g. "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED_M" */
     const char *base_name; /* name of code & 0xFFFF... without the _M variant, for signatures */
     uint64_t params[4];
-    const char *dump_type; /* "triage", "full", "bitmap", "kernel", ... */
+    const char *dump_type; /* "triage", "full", "summary", "bitmap_full", "bitmap_kernel", ... */
     bool triage;          /* the triage block was parsed (else only header facts) */
     int blamed_module;    /* index into modules, -1 if none */
+    uint64_t ps_loaded_module_list; /* DUMP_HEADER64.PsLoadedModuleList (nt's module list head) */
 };
 
 struct ana_crash {
@@ -349,9 +364,55 @@ struct ana_keys {
     const char *fault_module_version; /* version, else code/build id, else NULL */
     const char *fault_point;         /* "module!function" or "module+0xoffset" */
     char stack_hash[33];             /* hex: SHA-256 of the whole normalized stack */
+    const char *top_frame;           /* the first frame, normalized (inlines expanded) */
+    const char *fault_key;           /* symbol-free fault key text (ana_fault_key_format) */
     struct ana_sig_step *trail;
     size_t trail_count;
 };
+
+struct ana_rules;
+/* Parses rules in the format of analyzer/signature_rules.txt. *out is owned by the caller; free
+ * with ana_rules_free(). */
+enum cm_code ana_rules_parse(const char *text, struct ana_rules **out, struct cm_err *err);
+enum cm_code ana_rules_load(const char *path, struct ana_rules **out, struct cm_err *err);
+/* The rules compiled into the program; parsed once, shared by all threads, never freed. */
+const struct ana_rules *ana_rules_builtin(void);
+void ana_rules_free(struct ana_rules *r);
+const char *ana_rules_version(const struct ana_rules *r);
+
+/* Computes the keys of c from its crashing thread's frames (the unwinder's frames, or the
+ * context frame alone). Strings live in c's arena. */
+enum cm_code ana_signature(struct ana_crash *c, const struct ana_rules *r, struct ana_keys *out,
+                           struct cm_err *err);
+
+/* ---- the whole offline analysis ---- */
+
+struct ana_symstore;
+/* Unwinds and symbolizes every thread (store may be NULL: no symbols), computes the symbol-free
+ * fault key, then the keys with rules (NULL: the built-in rules). Strings live in c's arena. */
+enum cm_code ana_analyze(struct ana_crash *c, struct ana_symstore *store,
+                         const struct ana_rules *rules, struct ana_keys *keys,
+                         struct cm_err *err);
+
+/* ---- the fault key: what an endpoint computes without symbols (progressive collection) ---- */
+
+#define ANA_FAULT_KEY_FRAMES 4
+struct ana_fault_key {
+    const char *module;          /* file name of the module holding the fault pc; "" if none */
+    const char *module_version;  /* "a.b.c.d", or "" */
+    const char *module_build_id; /* debug id (PE) or GNU build id (ELF), or "" */
+    uint64_t offset;             /* fault pc minus the module base (the pc without a module) */
+    uint32_t exception_code;     /* MDMP exception code, signal number, or bugcheck code */
+    uint32_t exception_subcode;  /* si_code, or the access type of an access violation */
+    size_t frame_count;          /* return addresses found without symbols and without scanning */
+    struct { const char *module; uint64_t offset; } frames[ANA_FAULT_KEY_FRAMES];
+};
+/* The key of c from its frames as they stand: call it after a walk without symbols, so the
+ * endpoint and the service compute it alike. Strings point into c. */
+void ana_fault_key_get(const struct ana_crash *c, struct ana_fault_key *k);
+/* Canonical text of a key: the same fields give the same text, whoever computed them.
+ * Owned by the caller; free with cm_free(). NULL when out of memory. */
+char *ana_fault_key_format(const struct ana_fault_key *k);
 
 /* ---- output ---- */
 

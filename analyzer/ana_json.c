@@ -211,6 +211,7 @@ static json_t *keys_json(json_t *o, const struct ana_crash *c, const struct ana_
     json_object_set_new(o, "fault_point", safe_str(k->fault_point));
     json_object_set_new(o, "stack_hash", json_string(k->stack_hash));
     json_object_set_new(o, "rules_version", safe_str(k->rules_version));
+    json_object_set_new(o, "fault_key", safe_str(k->fault_key));
     json_t *trail = json_array();
     for (size_t i = 0; i < k->trail_count; i++) {
         const struct ana_sig_step *s = &k->trail[i];

@@ -284,6 +284,18 @@ static int cmp_module_index(const void *a, const void *b, void *arg)
 
 enum cm_code ana__finish(struct ana_crash *c, struct cm_err *err)
 {
+    /* The crashing thread's registers at the crash are the exception record's context (the
+     * thread list holds them inside the handler that wrote the dump); every consumer walks from
+     * the thread's context, so put the right one there, as Breakpad's processor does. */
+    int ct = c->crash_info.crashing_thread;
+    for (size_t i = 0; i < c->thread_count; i++)
+        c->threads[i].list_ctx = c->threads[i].ctx;
+    if (c->crash_info.has_exception_ctx && ct >= 0 && (size_t)ct < c->thread_count) {
+        c->threads[ct].ctx = c->crash_info.exception_ctx;
+        c->threads[ct].has_ctx = true;
+        c->threads[ct].bad_context = false;
+    }
+
     /* Regions: drop empty and wrapping ones, sort, then keep the first of overlapping ones.
      * Identical duplicates (a thread stack also listed in the MemoryList) merge silently. */
     size_t kept = 0;
@@ -308,13 +320,24 @@ enum cm_code ana__finish(struct ana_crash *c, struct cm_err *err)
             struct ana_region *prev = &c->regions[kept - 1];
             uint64_t prev_end = prev->base + prev->size;
             if (r.base < prev_end) {
+                uint64_t end = r.base + r.size;
                 bool same = r.base == prev->base && r.size == prev->size;
-                if (!same)
-                    ana__warn(c, "memory region at 0x%llx (0x%llx bytes) overlaps the region at "
-                                 "0x%llx; dropped",
-                              (unsigned long long)r.base, (unsigned long long)r.size,
-                              (unsigned long long)prev->base);
-                continue;
+                if (end <= prev_end) {
+                    if (!same)
+                        ana__warn(c, "memory region at 0x%llx (0x%llx bytes) overlaps the "
+                                     "region at 0x%llx and lies inside it; dropped",
+                                  (unsigned long long)r.base, (unsigned long long)r.size,
+                                  (unsigned long long)prev->base);
+                    continue;
+                }
+                /* Keep the part past the previous region: its bytes are known nowhere else. */
+                ana__warn(c, "memory region at 0x%llx (0x%llx bytes) overlaps the region at "
+                             "0x%llx; clipped to start at 0x%llx",
+                          (unsigned long long)r.base, (unsigned long long)r.size,
+                          (unsigned long long)prev->base, (unsigned long long)prev_end);
+                r.data += prev_end - r.base;
+                r.size = end - prev_end;
+                r.base = prev_end;
             }
         }
         c->regions[kept++] = r;

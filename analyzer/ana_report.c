@@ -177,15 +177,25 @@ void ana_report_human(FILE *f, const struct ana_crash *c, const struct ana_keys 
         if ((int)i != ct && !c->threads[i].dump_writer)
             print_thread(f, c, i, w);
 
+    /* Modules by address, as Breakpad lists them; the missing-symbols warning only for modules
+     * the crashing thread runs through, where it matters. */
     fprintf(f, "\nLoaded modules:\n");
-    for (size_t i = 0; i < c->module_count; i++) {
+    for (size_t k = 0; k < c->module_count; k++) {
+        size_t i = c->module_order ? c->module_order[k] : k;
         const struct ana_module *m = &c->modules[i];
+        bool on_stack = false;
+        if (ct >= 0 && (size_t)ct < c->thread_count)
+            for (size_t j = 0; j < c->threads[ct].frame_count && !on_stack; j++)
+                on_stack = c->threads[ct].frames[j].module == (int)i;
         hexw(f, m->base, w);
         fprintf(f, " - ");
         hexw(f, m->base + m->size - (m->size ? 1 : 0), w);
-        fprintf(f, "  %s  %s%s%s\n", ana_module_basename(m), m->version ? m->version : "???",
-                (int)i == c->main_module ? "  (main)" : "",
-                m->debug_id && !m->has_symbols ? "  (WARNING: No symbols)" : "");
+        fprintf(f, "  %s  %s%s", ana_module_basename(m), m->version ? m->version : "???",
+                (int)i == c->main_module ? "  (main)" : "");
+        if (on_stack && !m->has_symbols)
+            fprintf(f, "  (WARNING: No symbols, %s, %s)", m->debug_file ? m->debug_file : "",
+                    m->debug_id ? m->debug_id : "");
+        fputc('\n', f);
     }
     for (size_t i = 0; i < c->warning_count; i++)
         fprintf(f, "%sWarning: %s\n", i == 0 ? "\n" : "", c->warnings[i]);

@@ -4,5 +4,12 @@
 #define TRIAGE_CLI_H
 
 int cli_stackwalk(int argc, char **argv);
+int cli_bucket_eval(int argc, char **argv);
+int cli_buckets(int argc, char **argv);
+int cli_bucket(int argc, char **argv);
+int cli_crash(int argc, char **argv);
+int cli_reprocess(int argc, char **argv);
+int cli_up(int argc, char **argv);
+int cli_upload(int argc, char **argv);
 
 #endif

@@ -13,7 +13,13 @@ struct command {
 };
 
 static const struct command commands[] = {
+    { "up", cli_up, "run the service (embedded PostgreSQL unless --db) until Ctrl-C" },
     { "stackwalk", cli_stackwalk, "read dumps offline and print their stacks" },
+    { "bucket-eval", cli_bucket_eval, "score bucketing against labeled dumps (B-cubed)" },
+    { "buckets", cli_buckets, "what is crashing: buckets by crashes in a window" },
+    { "bucket", cli_bucket, "one bucket" },
+    { "crash", cli_crash, "one crash with its processed stack" },
+    { "reprocess", cli_reprocess, "re-queue crashes after new rules or symbols" },
 };
 
 static void usage(FILE *f)

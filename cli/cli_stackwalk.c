@@ -8,9 +8,8 @@
 
 #include "analyzer/ana.h"
 #include "cli/cli.h"
+#include "cli/cli_int.h"
 #include "common/cm_alloc.h"
-
-#define MAX_SYMBOL_DIRS 32
 
 static void usage(FILE *f)
 {
@@ -27,7 +26,7 @@ static void usage(FILE *f)
 enum mode { MODE_HUMAN, MODE_JSON, MODE_SUMMARY };
 
 /* One line: file, format, system, crash reason and address, top frame. */
-static void print_summary(const char *path, const struct ana_crash *c)
+static void print_summary(const char *path, const struct ana_crash *c, const struct ana_keys *k)
 {
     const struct ana_crash_info *ci = &c->crash_info;
     static const char *const formats[] = { "?", "minidump", "elfcore", "kernel" };
@@ -54,36 +53,37 @@ static void print_summary(const char *path, const struct ana_crash *c)
     }
     if (c->warning_count)
         printf("  warnings=%zu", c->warning_count);
+    printf("  bucket=%.12s  %s", k->bucket, k->signature);
     putchar('\n');
 }
 
-static int walk_one(const char *path, enum mode mode, bool pretty)
+static int walk_one(const char *path, struct cli_symbols *syms, enum mode mode, bool pretty)
 {
-    struct ana_crash *c = NULL;
-    struct cm_err err = { 0 };
-    if (ana_load_file(path, NULL, &c, &err) != CM_E_OK) {
-        fprintf(stderr, "triagectl stackwalk: %s: %s\n", path, err.msg);
+    struct cli_result res;
+    if (cli_analyze_file(path, syms, &res) != 0) {
+        fprintf(stderr, "triagectl stackwalk: %s: %s\n", path, res.err.msg);
         if (mode == MODE_SUMMARY)
-            printf("%s  error: %s\n", path, err.msg);
+            printf("%s  error: %s\n", path, res.err.msg);
         return 1;
     }
+    int rc = 0;
     if (mode == MODE_SUMMARY) {
-        print_summary(path, c);
+        print_summary(path, res.crash, &res.keys);
     } else if (mode == MODE_JSON) {
-        char *text = ana_json_text(c, NULL, pretty);
-        if (!text) {
+        char *text = ana_json_text(res.crash, &res.keys, pretty);
+        if (text) {
+            fputs(text, stdout);
+            fputc('\n', stdout);
+            cm_free(text);
+        } else {
             fprintf(stderr, "triagectl stackwalk: %s: out of memory writing JSON\n", path);
-            ana_crash_free(c);
-            return 1;
+            rc = 1;
         }
-        fputs(text, stdout);
-        fputc('\n', stdout);
-        cm_free(text);
     } else {
-        ana_report_human(stdout, c, NULL);
+        ana_report_human(stdout, res.crash, &res.keys);
     }
-    ana_crash_free(c);
-    return 0;
+    cli_result_free(&res);
+    return rc;
 }
 
 int cli_stackwalk(int argc, char **argv)
@@ -94,8 +94,7 @@ int cli_stackwalk(int argc, char **argv)
         { "summary", no_argument, NULL, 'S' },       { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *symbol_dirs[MAX_SYMBOL_DIRS];
-    size_t nsym = 0;
+    struct cli_symbols syms = { 0 };
     enum mode mode = MODE_HUMAN;
     bool pretty = false;
     int ch;
@@ -103,11 +102,8 @@ int cli_stackwalk(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "s:jHSph", opts, NULL)) != -1) {
         switch (ch) {
         case 's':
-            if (nsym == MAX_SYMBOL_DIRS) {
-                fprintf(stderr, "triagectl stackwalk: at most %d --symbols\n", MAX_SYMBOL_DIRS);
+            if (cli_symbols_add(&syms, optarg))
                 return 2;
-            }
-            symbol_dirs[nsym++] = optarg;
             break;
         case 'j': mode = MODE_JSON; break;
         case 'H': mode = MODE_HUMAN; break;
@@ -122,13 +118,13 @@ int cli_stackwalk(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    (void)symbol_dirs;
     int worst = 0;
     for (int i = optind; i < argc; i++) {
-        int rc = walk_one(argv[i], mode, pretty);
+        int rc = walk_one(argv[i], &syms, mode, pretty);
         if (rc > worst)
             worst = rc;
         fflush(stdout);
     }
+    cli_symbols_free(&syms);
     return worst;
 }

@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/build.sh" "$root/build"
 samples="$root/build/samples"
 rm -rf "$samples"
-"$root/build/tests/triage-fixgen" samples "$samples" >/dev/null
+"$root/build/bin/triage-fixgen" samples "$samples" >/dev/null
 set -- "$samples"/*
 corpus="$root/../shared/corpus"
 if [ -d "$corpus" ]; then
@@ -18,4 +18,4 @@ fi
 symbols=""
 [ -d "$corpus" ] && symbols="--symbols $corpus/breakpad/testdata/symbols --symbols $corpus/elfcores/symbols"
 # shellcheck disable=SC2086
-"$root/build/cli/triagectl" stackwalk --summary $symbols "$@" || true
+"$root/build/bin/triagectl" stackwalk --summary $symbols "$@" || true
