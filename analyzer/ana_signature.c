@@ -109,9 +109,11 @@ static const char *reason_class(struct ana_crash *c)
     if (ci->has_signal && ana__linux_signal_name(ci->signo))
         snprintf(base, sizeof base, "%s", ana__linux_signal_name(ci->signo));
     else {
-        /* The exception name without its sub-code ("EXC_BAD_ACCESS / KERN_..." -> first word). */
+        /* The exception name without its sub-code ("EXC_BAD_ACCESS / KERN_..." -> its name). */
         snprintf(base, sizeof base, "%s", ci->type ? ci->type : "UNKNOWN");
-        base[strcspn(base, " /")] = 0;
+        char *sub = strstr(base, " /");
+        if (sub)
+            *sub = 0;
     }
     if (!is_memory_fault(c) || !ci->has_address)
         return ana__printf(c, "%s", base);

@@ -237,7 +237,8 @@ struct parse {
     bool cur_valid;
 };
 
-#define PUSH(ps, vec, type) ((type *)vec_push(&(ps)->b->vec, sizeof(type), (ps)->b->max_records, &(ps)->nomem))
+#define PUSH(ps, vec, type)                                                                        \
+    ((type *)vec_push(&(ps)->b->vec, sizeof(type), (ps)->b->max_records, &(ps)->nomem))
 
 static bool rec_file(struct parse *ps, char *s)
 {

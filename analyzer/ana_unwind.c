@@ -43,8 +43,9 @@ static void stack_window(struct uw *w, const struct ana_thread *t, const struct 
     uint64_t sp = ctx->r[w->sp_reg] & w->mask;
     if (t->stack_size) {
         w->stack_lo = t->stack_base;
-        w->stack_hi = t->stack_base + t->stack_size < t->stack_base ? UINT64_MAX
-                                                                     : t->stack_base + t->stack_size;
+        w->stack_hi = t->stack_base + t->stack_size;
+        if (w->stack_hi < t->stack_base)
+            w->stack_hi = UINT64_MAX;
     } else {
         const struct ana_region *r = ana_mem_region(w->c, sp);
         if (r) {

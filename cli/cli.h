@@ -10,6 +10,7 @@ int cli_bucket(int argc, char **argv);
 int cli_crash(int argc, char **argv);
 int cli_reprocess(int argc, char **argv);
 int cli_up(int argc, char **argv);
+int cli_demo(int argc, char **argv);
 int cli_upload(int argc, char **argv);
 
 #endif

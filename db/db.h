@@ -329,6 +329,209 @@ struct db_reprocess_filter {
 enum cm_code db_reprocess(struct db_conn *db, const struct db_reprocess_filter *f, size_t *count,
                           struct cm_err *err);
 
+/* ---- rates and incidents (db_incident_rates.c, db_incident.c, db_incident_corr.c,
+ * db_incident_query.c; the model is docs/incidents.md) ----
+ * Times are event times (crashes.event_at, the clamped crash time) in milliseconds; windows are
+ * [from, to) and the caller aligns them to minutes. The detector passes its own clock as now_ms,
+ * so every time written here is the caller's (tests drive it). */
+
+enum db_rate_level {
+    DB_RATE_BUCKET, /* one row per bucket */
+    DB_RATE_MODULE, /* one row per fault module + version, across all its buckets */
+};
+
+struct db_rate_query {
+    const char *project; /* NULL: DB_DEFAULT_PROJECT */
+    enum db_rate_level level;
+    int64_t recent_from_ms, recent_to_ms;     /* the recent window */
+    int64_t baseline_from_ms, baseline_to_ms; /* the baseline window */
+    /* Optional filter: only these keys, reported even with no crash in the recent window.
+     * Without one, every key with a crash in the recent window is reported. */
+    const char *fault_module, *fault_module_version; /* DB_RATE_MODULE; version NULL = "" */
+    const char *const *bucket_keys;                  /* DB_RATE_BUCKET */
+    size_t bucket_key_count;
+};
+
+struct db_rate {
+    char *bucket_key;           /* DB_RATE_BUCKET; NULL at module level */
+    char *fault_module;         /* the key, or the bucket's fault module (NULL if unknown) */
+    char *fault_module_version; /* "" when unknown */
+    int64_t recent_crashes;     /* crashes in the recent window */
+    int64_t recent_hosts;       /* distinct hosts in it (HyperLogLog estimate, ~2 %) */
+    int64_t baseline_crashes;   /* crashes in the baseline window */
+    int64_t first_seen_ms;      /* first crash of the key ever (event time); 0 if none */
+};
+
+/* Crash counts of the recent and baseline windows per key. *out is owned by the caller; free
+ * with db_rates_free(). */
+enum cm_code db_rates(struct db_conn *db, const struct db_rate_query *q, struct db_rate **out,
+                      size_t *count, struct cm_err *err);
+void db_rates_free(struct db_rate *r, size_t count);
+
+/* Projects with a crash counted in an event minute at or after since_ms, or with an open
+ * incident. *out (an array of strings) is owned by the caller; free with
+ * db_incident_projects_free(). */
+enum cm_code db_incident_projects(struct db_conn *db, int64_t since_ms, char ***out,
+                                  size_t *count, struct cm_err *err);
+void db_incident_projects_free(char **projects, size_t count);
+
+/* What an incident's spikes share: a fault module + version, or one bucket when the bucket has
+ * no known fault module. */
+struct db_incident_key {
+    const char *project;              /* NULL: DB_DEFAULT_PROJECT */
+    const char *fault_module;         /* NULL: a bucket without a known fault module */
+    const char *fault_module_version; /* NULL or "": unknown */
+    const char *bucket_key;           /* required when fault_module is NULL */
+};
+
+struct db_incident_spike {
+    int64_t now_ms;           /* the detector's clock */
+    int64_t onset_ms;         /* start of the window that shows the spike (kept when opening) */
+    bool module_level;        /* the fault module + version spiked across its buckets */
+    double baseline_per_hour; /* the rate it was measured against (kept when opening) */
+    double score;             /* -log10 p of the spike (kept when opening) */
+    int64_t first_seen_ms;    /* first crash of the key ever; 0 unknown */
+};
+
+/* Opens an incident for the key unless one is open, and marks it spiking at now_ms
+ * (last_spike_at). module_level turns an incident of single buckets into a module incident
+ * (its crashes become every crash of the module + version). *id gets the incident; *opened
+ * (may be NULL) whether this call opened it. Concurrent detectors open one incident per key. */
+enum cm_code db_incident_spike(struct db_conn *db, const struct db_incident_key *k,
+                               const struct db_incident_spike *s, int64_t *id, bool *opened,
+                               struct cm_err *err);
+
+struct db_incident_refresh {
+    int64_t now_ms;     /* the detector's clock (updated_at, spiked_at) */
+    int64_t end_ms;     /* counts and the series run to here, exclusive (minute-aligned) */
+    int64_t context_ms; /* the series starts this long before the onset */
+    size_t max_points;  /* at most this many minutes in the series (the latest); 0: 1440 */
+    const char *const *spiking_buckets; /* buckets that spiked on their own in this pass */
+    size_t spiking_count;
+};
+
+/* Recomputes, in one transaction, an incident's crashes and distinct hosts since its onset
+ * (from the rollups), its per-minute series and peak, and its buckets with their crashes and
+ * exact distinct hosts (from the crash rows). A module incident groups every bucket with a
+ * crash of its fault module + version since the onset; a buckets incident groups the buckets
+ * that spiked. CM_E_NOTFOUND when there is no such incident. */
+enum cm_code db_incident_refresh(struct db_conn *db, const char *project, int64_t id,
+                                 const struct db_incident_refresh *r, struct cm_err *err);
+
+/* Closes an open incident at now_ms (rates are back to baseline). *closed (may be NULL) is
+ * false when it was not open. */
+enum cm_code db_incident_close(struct db_conn *db, const char *project, int64_t id,
+                               int64_t now_ms, bool *closed, struct cm_err *err);
+
+/* Bumps the incident's revision, records what this notification tells (status, bucket count,
+ * peak, top correlation: the published_* columns), and NOTIFYs channel with
+ * {"project","id","event","status","revision","fault_module","fault_module_version"} in the same
+ * statement, so a listener hears of it only once the change is committed. *revision (may be
+ * NULL) gets the new revision. */
+enum cm_code db_incident_publish(struct db_conn *db, const char *project, int64_t id,
+                                 const char *channel, const char *event, int32_t *revision,
+                                 struct cm_err *err);
+
+/* Counts for correlations: attributes of the incident's crashes against the other crashes of
+ * the project with event times in [from_ms, to_ms). Attributes: "module" (name@version of every
+ * module loaded in the process; the build id or debug id when there is no version),
+ * "os_version", "product_version", "annotation:KEY". Each side is sampled to at most `sample`
+ * crashes (by crash id, effectively random); only attributes on at least min_with examined
+ * incident crashes are returned, at most max_rows of them, most over-represented first. */
+struct db_corr_query {
+    const char *project;
+    int64_t id;
+    int64_t from_ms, to_ms;
+    size_t sample;   /* 0: 5000 */
+    size_t min_with; /* 0: 2 */
+    size_t max_rows; /* 0: 500 */
+};
+
+struct db_corr_count {
+    char *attribute, *value;
+    int64_t incident_with, incident_n; /* examined incident crashes with it / examined */
+    int64_t rest_with, rest_n;         /* the same for the other crashes */
+};
+
+struct db_corr_totals {
+    int64_t incident, rest; /* crashes in the window on each side, before sampling */
+};
+
+/* *out is owned by the caller; free with db_corr_counts_free(). */
+enum cm_code db_incident_corr_counts(struct db_conn *db, const struct db_corr_query *q,
+                                     struct db_corr_count **out, size_t *count,
+                                     struct db_corr_totals *totals, struct cm_err *err);
+void db_corr_counts_free(struct db_corr_count *c, size_t count);
+
+/* One correlation as stored with an incident (and shown by `triagectl incident`). */
+struct db_corr {
+    char *attribute, *value;
+    double incident_pct; /* share of the incident's crashes with it, 0..100 */
+    double overall_pct;  /* share of all crashes in the window with it, 0..100 */
+    double rest_pct;     /* share of the other crashes */
+    double score;        /* significance: -log10 p, one-sided Fisher exact test */
+    int64_t incident_count; /* examined incident crashes with it */
+};
+
+/* Stores the incident's correlations (best first) and headline; analyzed_at = now_ms. */
+enum cm_code db_incident_set_analysis(struct db_conn *db, const char *project, int64_t id,
+                                      const struct db_corr *corr, size_t count,
+                                      const char *headline, int64_t now_ms, struct cm_err *err);
+
+struct db_incident_bucket {
+    char *bucket_key, *signature;
+    int64_t crashes, hosts; /* since the incident's onset; hosts exact */
+    int64_t first_seen_ms, last_seen_ms;
+    int64_t spiked_at_ms;   /* when it spiked on its own; 0 never */
+};
+
+struct db_incident {
+    char *project;
+    int64_t id;
+    char *status;               /* "open", "closed" */
+    char *kind;                 /* "module", "buckets" */
+    char *fault_module;         /* NULL: a bucket without a known fault module */
+    char *fault_module_version; /* "" unknown */
+    char *bucket_key;           /* the bucket when fault_module is NULL */
+    char *headline;
+    int64_t opened_at_ms, onset_ms, last_spike_ms, closed_at_ms, updated_at_ms;
+    int64_t first_seen_ms, analyzed_at_ms, peak_at_ms; /* 0: none */
+    int64_t crashes, hosts, peak_per_minute, bucket_count;
+    double baseline_per_hour, open_score;
+    int64_t series_start_ms;
+    int64_t *series; /* crashes per minute from series_start_ms */
+    size_t series_len;
+    int32_t revision;
+    char *top_correlation; /* "attribute=value" of the best correlation; "" none */
+    char *published_status, *published_top;
+    int64_t published_buckets, published_peak;
+    /* Filled by db_incident_get() only. */
+    struct db_incident_bucket *buckets; /* most crashes first */
+    size_t buckets_len;
+    struct db_corr *corr; /* best first */
+    size_t corr_count;
+    char **sample_crash_ids; /* the latest crashes of the incident */
+    size_t sample_count;
+};
+
+/* Incidents of a project, newest first (open_only: the open ones), at most limit (0: 100).
+ * *out is owned by the caller; free with db_incidents_free(). */
+enum cm_code db_incidents_list(struct db_conn *db, const char *project, bool open_only,
+                               size_t limit, struct db_incident **out, size_t *count,
+                               struct cm_err *err);
+/* One incident with its buckets, correlations and up to `samples` crash ids. CM_E_NOTFOUND if
+ * absent. *out is owned by the caller; free with db_incidents_free(*out, 1). */
+enum cm_code db_incident_get(struct db_conn *db, const char *project, int64_t id, size_t samples,
+                             struct db_incident **out, struct cm_err *err);
+void db_incidents_free(struct db_incident *list, size_t count);
+
+/* The incident as JSON (triage_incident_json: the object `triagectl incidents --json` lists and
+ * the webhook posts), or the list as a JSON array. *out is owned by the caller (cm_free). */
+enum cm_code db_incident_json(struct db_conn *db, const char *project, int64_t id, char **out,
+                              struct cm_err *err);
+enum cm_code db_incidents_json(struct db_conn *db, const char *project, bool open_only,
+                               size_t limit, char **out, struct cm_err *err);
+
 /* ---- the embedded cluster (db_cluster.c) ---- */
 
 struct db_cluster;

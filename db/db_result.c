@@ -3,10 +3,12 @@
  * (fencing: a result whose lease went to another worker is dropped), (2) store each owned
  * crash's result, (3) count the analyzed crashes: bucket upsert, exact distinct hosts, per-minute
  * rollups per bucket and per fault module + version, (4) the crashes' modules. Rows travel as
- * array parameters expanded by unnest(). Upserts feed rows in key order so concurrent batches
- * lock shared bucket rows in the same order. The counting statement is one INSERT with
- * data-modifying CTEs for the other tables; PostgreSQL runs each of those to completion whether
- * or not the main query reads it (docs: "Data-Modifying Statements in WITH"). */
+ * array parameters expanded by unnest(). The minute rollups carry distinct-host sketches
+ * (HyperLogLog, migration 0003); triggers carry every minute change into the hourly rollups.
+ * Upserts feed rows in key order so concurrent batches lock shared bucket rows in the same
+ * order. The counting statement is one INSERT with data-modifying CTEs for the other tables;
+ * PostgreSQL runs each of those to completion whether or not the main query reads it (docs:
+ * "Data-Modifying Statements in WITH"). */
 #include "db/db_int.h"
 
 #include <string.h>
@@ -76,20 +78,24 @@ static const struct db__stmt st_count = {
     "  SELECT project, bucket_key, count(*) FILTER (WHERE fresh) AS new_hosts FROM hi"
     "  GROUP BY 1, 2),"
     " br AS ("
-    "  INSERT INTO bucket_rollup_minute AS m (project, bucket_key, minute, crash_count)"
-    "  SELECT project, bucket_key, date_trunc('minute', triage_ts(event_ms)), count(*) FROM r"
+    "  INSERT INTO bucket_rollup_minute AS m (project, bucket_key, minute, crash_count, hosts)"
+    "  SELECT project, bucket_key, date_trunc('minute', triage_ts(event_ms)), count(*),"
+    "         triage_hll_of(array_agg(host_id)) FROM r"
     "  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
     "  ON CONFLICT (project, bucket_key, minute) DO UPDATE SET"
-    "    crash_count = m.crash_count + excluded.crash_count),"
+    "    crash_count = m.crash_count + excluded.crash_count,"
+    "    hosts = triage_hll_union(m.hosts, excluded.hosts)),"
     " mr AS ("
     "  INSERT INTO module_rollup_minute AS m (project, fault_module, fault_module_version,"
-    "                                         minute, crash_count)"
+    "                                         minute, crash_count, hosts)"
     "  SELECT project, fault_module, coalesce(fault_module_version, ''),"
-    "         date_trunc('minute', triage_ts(event_ms)), count(*) FROM r"
+    "         date_trunc('minute', triage_ts(event_ms)), count(*),"
+    "         triage_hll_of(array_agg(host_id)) FROM r"
     "  WHERE fault_module IS NOT NULL"
     "  GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
     "  ON CONFLICT (project, fault_module, fault_module_version, minute) DO UPDATE SET"
-    "    crash_count = m.crash_count + excluded.crash_count),"
+    "    crash_count = m.crash_count + excluded.crash_count,"
+    "    hosts = triage_hll_union(m.hosts, excluded.hosts)),"
     " bg AS ("
     "  SELECT project, bucket_key, (array_agg(signature))[1] AS signature,"
     "         (array_agg(crash_kind))[1] AS crash_kind,"

@@ -107,7 +107,7 @@ struct ing_crash {
     uint64_t dump_bytes;         /* decompressed size */
     uint64_t stored_bytes;       /* size of the zstd file in the spool */
     const char *dump_kind;       /* ana_kind_name(): "minidump", "elfcore", "kernel" */
-    const char *spool_path;      /* relative to the spool directory: dumps/<sha256>.zst */
+    const char *spool_path;      /* absolute: <spool_dir>/dumps/<sha256>.zst */
     const char *endpoint;        /* "native" or "submit" */
 };
 

@@ -8,6 +8,8 @@
  * Only after 4 or 5 succeed is the upload acknowledged. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h> /* PATH_MAX */
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -211,7 +213,9 @@ void ing__accept(struct ing_worker *w, struct ing_upload *u, struct ing_outcome 
         out->reason = r ? r : ING_R_STORAGE_ERROR;
         return;
     }
-    c->spool_path = rel;
+    char path[PATH_MAX + 128];
+    snprintf(path, sizeof path, "%s/%s", ing__spool_dir(s->spool), rel);
+    c->spool_path = path;
     c->stored_bytes = existed ? size : f.written;
     ing__uuid(c->crash_id);
 
@@ -237,5 +241,5 @@ void ing__accept(struct ing_worker *w, struct ing_upload *u, struct ing_outcome 
         }
     }
     defer(s, c, out, err);
-    c->spool_path = ""; /* rel dies with this frame */
+    c->spool_path = ""; /* path dies with this frame */
 }

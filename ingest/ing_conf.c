@@ -25,7 +25,8 @@ struct key {
 
 #define SZ(field, def, min, max, help)                                                             \
     { #field, T_SIZE, offsetof(struct ing_conf, field), 0, def, min, max, help }
-#define BOOL(field, def, help) { #field, T_BOOL, offsetof(struct ing_conf, field), 0, def, 0, 1, help }
+#define BOOL(field, def, help)                                                                     \
+    { #field, T_BOOL, offsetof(struct ing_conf, field), 0, def, 0, 1, help }
 #define STR(field, def, help)                                                                      \
     { #field, T_STR, offsetof(struct ing_conf, field),                                             \
       sizeof(((struct ing_conf *)0)->field), def, 0, 0, help }

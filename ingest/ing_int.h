@@ -188,6 +188,7 @@ enum cm_code ing__spool_list_pending(struct ing_spool *sp, void (*fn)(void *ctx,
                                      void *ctx, struct cm_err *err);
 /* Free bytes on the spool's file system (UINT64_MAX if unknown). */
 uint64_t ing__spool_free_bytes(struct ing_spool *sp);
+/* The spool's absolute path (resolved at open). */
 const char *ing__spool_dir(const struct ing_spool *sp);
 
 /* ---- crash records: sidecar JSON and the pending index (ing_drain.c) ---- */

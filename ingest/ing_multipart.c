@@ -115,8 +115,9 @@ enum ing_reason ing__multipart_boundary(const char *ct, struct cm_arena *a, cons
 }
 
 /* Content-Disposition: form-data; name="..."; filename="..." (RFC 7578 section 4.2). */
-static enum ing_reason disposition(const char *v, const char *limit, const struct ing_mp_limits *lim,
-                                   struct cm_arena *a, struct ing_part *part)
+static enum ing_reason disposition(const char *v, const char *limit,
+                                   const struct ing_mp_limits *lim, struct cm_arena *a,
+                                   struct ing_part *part)
 {
     const char *p = v;
     while (p < limit && *p != ';')

@@ -13,6 +13,7 @@
  * Test hook: TRIAGE_FAULT=fsync_eio@N makes the Nth fsync of this spool (files and folders
  * counted together, from 1) fail with EIO. */
 #include <dirent.h>
+#include <limits.h> /* PATH_MAX */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -151,6 +152,16 @@ enum cm_code ing__spool_open(const char *dir, bool batch, struct ing_spool **out
         sp->fault_at = strtoul(fault + 10, NULL, 10);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         rc = cm_fail(err, CM_E_IO, "cannot create spool %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    char real[PATH_MAX]; /* crash rows name their dump by absolute path */
+    if (!realpath(dir, real)) {
+        rc = cm_fail(err, CM_E_IO, "cannot resolve spool %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    cm_free(sp->dir);
+    if (!(sp->dir = cm_strdup(real))) {
+        rc = cm_fail(err, CM_E_NOMEM, "cannot allocate spool path");
         goto fail;
     }
     sp->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

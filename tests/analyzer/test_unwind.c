@@ -418,7 +418,8 @@ static size_t read_eu_stack(const char *rel, struct eu_frame *f, size_t max)
         unsigned idx;
         unsigned long long pc;
         char rest[2048];
-        if (line[0] == '#' && sscanf(line, "#%u %llx %2047[^\n]", &idx, &pc, rest) == 3 && n < max) {
+        if (line[0] == '#' && n < max &&
+            sscanf(line, "#%u %llx %2047[^\n]", &idx, &pc, rest) == 3) {
             char *dash = strstr(rest, " - ");
             assert_non_null(dash);
             *dash = 0;
@@ -510,8 +511,8 @@ static void elfcore_reference(void **state)
     for (size_t i = 0; i < nl; i++) {
         char rel[512], eu[512];
         snprintf(rel, sizeof rel, "elfcores/%.400s", labels[i].dump);
-        snprintf(eu, sizeof eu, "elfcores/%.*s.eu-stack.txt", (int)(strlen(labels[i].dump) - 4) % 400,
-                 labels[i].dump);
+        snprintf(eu, sizeof eu, "elfcores/%.*s.eu-stack.txt",
+                 (int)(strlen(labels[i].dump) - 4) % 400, labels[i].dump);
         struct eu_frame ref[300];
         size_t nref = read_eu_stack(eu, ref, 300);
         for (size_t k = 0; k < nref; k++)
@@ -589,7 +590,8 @@ static void *work(void *arg)
     struct worker *w = arg;
     for (size_t i = 0; i < w->n; i++) {
         char rel[512];
-        snprintf(rel, sizeof rel, "%.100s/elfcores/%.300s", TRIAGE_CORPUS_DIR, w->labels[w->first + i].dump);
+        snprintf(rel, sizeof rel, "%.100s/elfcores/%.300s", TRIAGE_CORPUS_DIR,
+                 w->labels[w->first + i].dump);
         struct ana_crash *c;
         struct cm_err err;
         if (ana_load_file(rel, NULL, &c, &err) != CM_E_OK || ana_unwind_all(c, w->s, &err))

@@ -148,7 +148,8 @@ static void check_stored(struct ti_srv *t, const char *id, const uint8_t *raw, s
                 sizeof got);
     assert_int_equal(atoll(got), rn);
     ti_sql_text("SELECT spool_path FROM crashes WHERE crash_id = $1::uuid", id, rel, sizeof rel);
-    snprintf(path, sizeof path, "%s/%s", t->conf.spool_dir, rel);
+    snprintf(path, sizeof path, "%s/dumps/%s.zst", t->conf.spool_dir, want);
+    assert_string_equal(rel, path); /* absolute, named by the digest */
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
@@ -217,6 +218,31 @@ static void native_bodies_are_stored_and_recorded(void **state)
         cm_buf_free(&body);
         free(raw);
     }
+    /* The whole envelope gzip-compressed (Content-Encoding: gzip). */
+    {
+        static const char *const GZ_HDRS[] = { "Content-Type: application/x-protobuf",
+                                               "Content-Encoding: gzip", NULL };
+        uint8_t *d;
+        size_t dn;
+        read_corpus(MINIDUMP, &d, &dn);
+        char h[64], gid[37];
+        ti_unique(h, sizeof h, "native-gz");
+        struct cm_buf e, gz;
+        ti_envelope(&e, NULL, h, d, dn, PROTO_COMP_NONE);
+        ti_gzip(e.data, e.len, &gz);
+        struct ti_resp gr;
+        ti_http(t.port, "/api/v1/crashes", GZ_HDRS, gz.data, gz.len, &gr);
+        assert_int_equal(gr.status, 202);
+        struct proto_ack *ack = NULL;
+        assert_int_equal(proto_decode_ack(gr.body.data, gr.body.len, NULL, &ack, NULL), CM_E_OK);
+        snprintf(gid, sizeof gid, "%s", ack->crash_id);
+        proto_ack_free(ack);
+        check_stored(&t, gid, d, dn);
+        ti_resp_free(&gr);
+        cm_buf_free(&e);
+        cm_buf_free(&gz);
+        free(d);
+    }
     /* Accept: application/json gets the ack as JSON. */
     uint8_t *raw;
     size_t rn;
@@ -284,7 +310,8 @@ static void submit_bodies_are_stored_and_recorded(void **state)
     ti_unique(host, sizeof host, "submit-core");
     char extra[256];
     snprintf(extra, sizeof extra,
-             "{\"ProductName\":\"CoreTest\",\"Version\":\"2.0\",\"guid\":\"%s\",\"Nested\":{\"a\":1}}",
+             "{\"ProductName\":\"CoreTest\",\"Version\":\"2.0\",\"guid\":\"%s\","
+             "\"Nested\":{\"a\":1}}",
              host);
     cm_buf_init(&b, 0);
     cm_buf_printf(&b, NULL,
@@ -438,6 +465,8 @@ static void malformed_uploads_leave_nothing(void **state)
     static const char *const MP_ON_PB[] = { MP_CT, NULL };
     static const char *const BR[] = { MP_CT, "Content-Encoding: br", NULL };
     static const char *const STACKED[] = { MP_CT, "Content-Encoding: gzip, zstd", NULL };
+    static const char *const NATIVE_BR[] = { "Content-Type: application/x-protobuf",
+                                             "Content-Encoding: br", NULL };
     struct bad_case c[32];
     size_t n = 0;
     char host[64];
@@ -479,6 +508,8 @@ static void malformed_uploads_leave_nothing(void **state)
     }
     CASE("H10 multipart on the native route", true, MP_ON_PB, 415, "wrong_content_type");
     cm_buf_append(&c[n++].body, "x", 1, NULL);
+    CASE("H09 br on the native route", true, NATIVE_BR, 415, "unsupported_content_encoding");
+    ti_envelope(&c[n++].body, NULL, host, raw, rn, PROTO_COMP_NONE);
     CASE("B01 no content type", false, NO_CT, 400, "no_content_type");
     cm_buf_append(&c[n++].body, "x", 1, NULL);
     CASE("wrong content type", false, WRONG_CT, 415, "wrong_content_type");

@@ -571,7 +571,7 @@ static void spool_one_file_per_dump_and_fsync_failure(void **state)
     assert_true(created >= 1);
     assert_int_equal(ti_count_dir(dumps), 1);
     char file[256];
-    snprintf(file, sizeof file, "%s/1111111111111111111111111111111111111111111111111111111111111111.zst", dumps);
+    snprintf(file, sizeof file, "%s/%s.zst", dumps, args[0].sha);
     assert_int_equal(stat(file, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     ing__spool_close(sp);

@@ -1,6 +1,7 @@
 /* ti.h -- helpers of the ingest tests: the throwaway PostgreSQL cluster of
- * tests/db/pg_harness.h, an in-process collector on a random loopback port with a private spool, HTTP over
- * libcurl and over raw sockets, and builders for multipart bodies, gzip, zstd and envelopes. */
+ * tests/db/pg_harness.h, an in-process collector on a random loopback port with a private
+ * spool, HTTP over libcurl and over raw sockets, and builders for multipart bodies, gzip, zstd
+ * and envelopes. */
 #ifndef TRIAGE_TI_H
 #define TRIAGE_TI_H
 
