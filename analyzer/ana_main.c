@@ -16,7 +16,8 @@ static const struct cm_conf_key keys[] = {
     CM_CONF_STRING(struct anad_conf, db_url, "", "PostgreSQL connection string or URL (required)"),
     CM_CONF_STRING(struct anad_conf, listen, "",
                    "HOST:PORT for /healthz and /metrics; empty: none"),
-    CM_CONF_STRING(struct anad_conf, log_level, "info", "debug, info, warn or error"),
+    CM_CONF_CHOICE(struct anad_conf, log_level, "info", "debug|info|warn|error",
+                   "debug, info, warn or error"),
     CM_CONF_STRING(struct anad_conf, rules, "", "signature rules file; empty: built-in rules"),
     CM_CONF_STRINGS(struct anad_conf, symbols, symbols_count,
                     "symbol store folder (Breakpad or .build-id layout); repeatable"),
@@ -53,14 +54,6 @@ static void usage(FILE *f)
     cm_conf_usage(&anad_conf_table, f);
 }
 
-static enum cm_log_level level_of(const char *s)
-{
-    return !strcmp(s, "debug") ? CM_LOG_DEBUG
-           : !strcmp(s, "warn") ? CM_LOG_WARN
-           : !strcmp(s, "error") ? CM_LOG_ERROR
-                                 : CM_LOG_INFO;
-}
-
 int main(int argc, char **argv)
 {
     struct anad *d = &the_daemon;
@@ -77,7 +70,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    cm_log_set_level(level_of(d->conf.log_level));
+    cm_log_set_level(cm_log_level_parse(d->conf.log_level));
     ssize_t n = readlink("/proc/self/exe", d->self_exe, sizeof d->self_exe - 1);
     if (n <= 0) {
         fprintf(stderr, "triage-analyzer: cannot find its own executable\n");

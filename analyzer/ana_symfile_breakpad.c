@@ -684,9 +684,12 @@ static void index_all(struct ana_bpsym *b)
     for (size_t i = 0; i < b->funcs.n; i++) {
         struct bp_func *f = &funcs[i];
         size_t nl = f->line_count;
-        KEEP_DISJOINT(lines + f->line_first, nl, struct bp_line, cmp_line);
-        f->line_count = (uint32_t)nl;
-        f->node_count = (uint32_t)build_nest(inodes + f->node_first, f->node_count, &dropped);
+        if (nl) {
+            KEEP_DISJOINT(lines + f->line_first, nl, struct bp_line, cmp_line);
+            f->line_count = (uint32_t)nl;
+        }
+        if (f->node_count)
+            f->node_count = (uint32_t)build_nest(inodes + f->node_first, f->node_count, &dropped);
     }
     KEEP_DISJOINT(funcs, b->funcs.n, struct bp_func, cmp_func);
 
@@ -905,7 +908,8 @@ bool ana__bpsym_lookup(const struct ana_bpsym *b, uint64_t rva, struct ana_symlo
         out->function_rva = near->rva;
         out->function_size = near->size;
         out->param_size = near->param_size;
-        const struct bp_line *lines = (const struct bp_line *)b->lines.p + near->line_first;
+        const struct bp_line *lines =
+            near->line_count ? (const struct bp_line *)b->lines.p + near->line_first : NULL;
         ptrdiff_t li;
         LAST_AT_OR_BELOW(lines, near->line_count, rva, li);
         if (li >= 0 && rva - lines[li].rva < lines[li].size) {
@@ -913,7 +917,8 @@ bool ana__bpsym_lookup(const struct ana_bpsym *b, uint64_t rva, struct ana_symlo
             out->line = lines[li].line;
         }
         uint32_t items[ANA_SYM_MAX_INLINES];
-        const struct bp_node *nodes = (const struct bp_node *)b->inodes.p + near->node_first;
+        const struct bp_node *nodes =
+            near->node_count ? (const struct bp_node *)b->inodes.p + near->node_first : NULL;
         size_t n = nest_find(nodes, near->node_count, rva, items, ANA_SYM_MAX_INLINES);
         const struct bp_inline *in = b->inlines.p;
         sort_by_level(items, n, in);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "analyzer/ana.h"
 #include "cli/cli.h"
@@ -151,11 +152,11 @@ int cli_bucket_eval(int argc, char **argv)
         r->site = cm_strdup(c_site >= 0 && (size_t)c_site < nc ? cols[c_site] : cols[c_bug]);
         r->config = cm_strdup(c_cfg >= 0 && (size_t)c_cfg < nc ? cols[c_cfg] : "-");
         r->ours = cm_strdup(res.keys.bucket);
-        r->top = cm_strdup(res.keys.top_frame);
-        r->stack = cm_strdup(res.keys.stack_hash);
+        r->top = cm_strdup(res.top_frame);
+        r->stack = cm_strdup(res.whole_stack);
         r->exe_signal = cm_strdup(res.exe_signal);
         cli_result_free(&res);
-        if (!json && n % 20 == 0)
+        if (!json && isatty(2) && n % 10 == 0)
             fprintf(stderr, "bucket-eval: %zu dumps\r", n);
     }
     fclose(f);

@@ -50,6 +50,8 @@ struct cli_result {
     struct ana_crash *crash; /* owned; NULL when reading failed */
     struct ana_keys keys;    /* strings live in crash's arena */
     char exe_signal[256];    /* baseline key: main executable + signal or exception */
+    char *top_frame;         /* baseline key: the top frame's module!function (malloc'd) */
+    char *whole_stack;       /* baseline key: every frame's module!function (malloc'd) */
     struct cm_err err;
 };
 

@@ -15,6 +15,7 @@ struct command {
 static const struct command commands[] = {
     { "demo", cli_demo, "start the service, upload sample dumps, print the buckets" },
     { "up", cli_up, "run the service (embedded PostgreSQL unless --db) until Ctrl-C" },
+    { "upload", cli_upload, "upload dumps to the service (retries, outbox, progress)" },
     { "stackwalk", cli_stackwalk, "read dumps offline and print their stacks" },
     { "bucket-eval", cli_bucket_eval, "score bucketing against labeled dumps (B-cubed)" },
     { "buckets", cli_buckets, "what is crashing: buckets by crashes in a window" },

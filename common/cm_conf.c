@@ -57,6 +57,19 @@ static enum cm_code parse_number(const struct cm_conf_key *k, const char *v, uin
     return CM_E_OK;
 }
 
+static bool is_choice(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, v, n) == 0)
+            return true;
+        p += len + (bar ? 1 : 0);
+    }
+    return false;
+}
+
 static enum cm_code set_key(const struct cm_conf_key *k, void *cfg, const char *v,
                             struct cm_err *err)
 {
@@ -83,6 +96,9 @@ static enum cm_code set_key(const struct cm_conf_key *k, void *cfg, const char *
             return cm_fail(err, CM_E_USAGE, "%s: \"%.64s\" is not true or false", k->name, v);
         return CM_E_OK;
     case CM_CONF_STR:
+        if (k->choices && !is_choice(k->choices, v))
+            return cm_fail(err, CM_E_USAGE, "%s: \"%.64s\" is not one of %s", k->name, v,
+                           k->choices);
         if (strlen(v) >= k->cap)
             return cm_fail(err, CM_E_USAGE, "%s: value longer than %zu bytes", k->name,
                            k->cap - 1);
@@ -212,7 +228,7 @@ enum cm_code cm_conf_args(const struct cm_conf *t, void *cfg, int argc, char **a
         const char *value;
         if (eq)
             value = eq + 1;
-        else if (k->type == CM_CONF_BOOL)
+        else if (k->type == CM_CONF_BOOL && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2)))
             value = "true";
         else if (i + 1 < argc)
             value = argv[++i];
@@ -224,12 +240,17 @@ enum cm_code cm_conf_args(const struct cm_conf *t, void *cfg, int argc, char **a
     return CM_E_OK;
 }
 
-void cm_conf_usage(const struct cm_conf *t, FILE *f)
+const char *cm_conf_type_name(enum cm_conf_type t)
 {
     static const char *const types[] = { "size", "bool", "string", "duration", "list" };
+    return (unsigned)t < sizeof types / sizeof *types ? types[t] : "?";
+}
+
+void cm_conf_usage(const struct cm_conf *t, FILE *f)
+{
     for (size_t i = 0; i < t->count; i++) {
         const struct cm_conf_key *k = &t->keys[i];
-        fprintf(f, "  --%-26s %-8s %s", k->name, types[k->type], k->help);
+        fprintf(f, "  --%-26s %-8s %s", k->name, cm_conf_type_name(k->type), k->help);
         if (k->def && *k->def)
             fprintf(f, " (default %s)", k->def);
         fputc('\n', f);

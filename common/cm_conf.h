@@ -29,20 +29,24 @@ struct cm_conf_key {
     const char *def; /* default, in text form ("" for none) */
     uint64_t min, max; /* SIZE and DURATION (milliseconds) */
     const char *help;
+    const char *choices; /* STR: the allowed values, "|"-separated; NULL for any */
 };
 
 #define CM_CONF_SZ(type, field, def, min, max, help)                                             \
-    { #field, CM_CONF_SIZE, offsetof(type, field), 0, 0, def, min, max, help }
+    { #field, CM_CONF_SIZE, offsetof(type, field), 0, 0, def, min, max, help, NULL }
 #define CM_CONF_MS(type, field, def, min, max, help)                                             \
-    { #field, CM_CONF_DURATION, offsetof(type, field), 0, 0, def, min, max, help }
+    { #field, CM_CONF_DURATION, offsetof(type, field), 0, 0, def, min, max, help, NULL }
 #define CM_CONF_BOOLEAN(type, field, def, help)                                                  \
-    { #field, CM_CONF_BOOL, offsetof(type, field), 0, 0, def, 0, 1, help }
+    { #field, CM_CONF_BOOL, offsetof(type, field), 0, 0, def, 0, 1, help, NULL }
 #define CM_CONF_STRING(type, field, def, help)                                                   \
-    { #field, CM_CONF_STR, offsetof(type, field), sizeof(((type *)0)->field), 0, def, 0, 0, help }
+    { #field, CM_CONF_STR, offsetof(type, field), sizeof(((type *)0)->field), 0, def, 0, 0, help, NULL }
+#define CM_CONF_CHOICE(type, field, def, choices, help)                                         \
+    { #field, CM_CONF_STR, offsetof(type, field), sizeof(((type *)0)->field), 0, def, 0, 0, help, \
+      choices }
 #define CM_CONF_STRINGS(type, field, count_field, help)                                          \
     { #field, CM_CONF_LIST, offsetof(type, field),                                              \
       sizeof(((type *)0)->field) / sizeof(((type *)0)->field[0]), offsetof(type, count_field), "",\
-      0, 0, help }
+      0, 0, help, NULL }
 
 struct cm_conf {
     const struct cm_conf_key *keys;
@@ -56,9 +60,12 @@ enum cm_code cm_conf_set(const struct cm_conf *t, void *cfg, const char *key, co
 enum cm_code cm_conf_load(const struct cm_conf *t, void *cfg, const char *path,
                           struct cm_err *err);
 /* Applies argv (the options only): --config FILE first, then every --key=value / --key value
- * in order; a bool key alone (--key) means true. Unknown keys and stray arguments fail. */
+ * in order; a bool key alone (--key, followed by nothing or another --option) means true.
+ * Unknown keys and stray arguments fail. */
 enum cm_code cm_conf_args(const struct cm_conf *t, void *cfg, int argc, char **argv,
                           struct cm_err *err);
+/* "size", "bool", "string", "duration", "list". */
+const char *cm_conf_type_name(enum cm_conf_type t);
 /* Prints every key with its type, default and help (for --help and the .conf.example check). */
 void cm_conf_usage(const struct cm_conf *t, FILE *f);
 

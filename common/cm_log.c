@@ -12,6 +12,14 @@ static const char *prog = "triage";
 void cm_log_set_level(enum cm_log_level level) { min_level = level; }
 void cm_log_set_name(const char *program) { prog = program; }
 
+enum cm_log_level cm_log_level_parse(const char *name)
+{
+    return !strcmp(name, "debug") ? CM_LOG_DEBUG
+           : !strcmp(name, "warn") ? CM_LOG_WARN
+           : !strcmp(name, "error") ? CM_LOG_ERROR
+                                    : CM_LOG_INFO;
+}
+
 void cm_log(enum cm_log_level level, const char *fmt, ...)
 {
     static const char *const names[] = { "debug", "info", "warn", "error" };

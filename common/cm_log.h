@@ -8,6 +8,8 @@
 enum cm_log_level { CM_LOG_DEBUG, CM_LOG_INFO, CM_LOG_WARN, CM_LOG_ERROR };
 
 void cm_log_set_level(enum cm_log_level level);
+/* "debug", "info", "warn", "error" -> the level; anything else is info. */
+enum cm_log_level cm_log_level_parse(const char *name);
 void cm_log_set_name(const char *program); /* prefix of every line */
 void cm_log(enum cm_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

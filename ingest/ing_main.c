@@ -21,14 +21,6 @@ static void usage(FILE *f)
         fprintf(f, "  --%-26s %-6s (default %s) %s\n", name, type, *def ? def : "\"\"", help);
 }
 
-static enum cm_log_level level(const char *s)
-{
-    return !strcmp(s, "debug") ? CM_LOG_DEBUG
-           : !strcmp(s, "warn") ? CM_LOG_WARN
-           : !strcmp(s, "error") ? CM_LOG_ERROR
-                                 : CM_LOG_INFO;
-}
-
 int main(int argc, char **argv)
 {
     cm_log_set_name("triage-ingest");
@@ -44,7 +36,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "triage-ingest: %s\n", err.msg);
         return 2;
     }
-    cm_log_set_level(level(conf.log_level));
+    cm_log_set_level(cm_log_level_parse(conf.log_level));
     const char *env_db = getenv("DATABASE_URL");
     if (!conf.db_url[0] && env_db && strlen(env_db) < sizeof conf.db_url)
         memcpy(conf.db_url, env_db, strlen(env_db) + 1);

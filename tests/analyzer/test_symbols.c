@@ -528,7 +528,8 @@ static void store_build_id_layout(void **state)
 
     struct ana_module libc = { .base = 0x7f0000000000, .size = 0x200000, .path = "/lib/libc.so.6" };
     struct ana_symfile *f = elf_get(s, LIBC_BUILD_ID, &libc, id);
-    snprintf(dbg, sizeof dbg, "%s/.build-id/93/%s.debug", th_corpus(ELF_SYMS), LIBC_BUILD_ID + 2);
+    snprintf(dbg, sizeof dbg, "%s/.build-id/93/%s.debug", th_corpus(ELF_SYMS),
+             &LIBC_BUILD_ID[2]);
     assert_string_equal(ana_symfile_path(f), dbg);
     static const char *const names[] = { "__strlen_evex", "raise", "abort" };
     for (size_t i = 0; i < 3; i++) {
@@ -551,7 +552,7 @@ static void store_build_id_layout(void **state)
     struct ana_module quota = { .base = 0x555555554000, .size = 0x5000, .path = "/opt/quota" };
     f = elf_get(s, QUOTA_O0_BUILD_ID, &quota, id);
     snprintf(dbg, sizeof dbg, "%s/.build-id/cc/%s.debug", th_corpus(ELF_SYMS),
-             QUOTA_O0_BUILD_ID + 2);
+             &QUOTA_O0_BUILD_ID[2]);
     static const char *const qnames[] = { "account_check", "account_refund", "main", "_start" };
     for (size_t i = 0; i < 4; i++) {
         readelf_sym(dbg, qnames[i], &v, &z);
@@ -573,7 +574,7 @@ static void store_build_id_layout(void **state)
     struct ana_symfile *fi = elf_get(si, QUOTA_O2G_BUILD_ID, &quota, id);
     f = elf_get(s, QUOTA_O2G_BUILD_ID, &quota, id);
     snprintf(dbg, sizeof dbg, "%s/.build-id/96/%s.debug", th_corpus(ELF_SYMS),
-             QUOTA_O2G_BUILD_ID + 2);
+             &QUOTA_O2G_BUILD_ID[2]);
     readelf_sym(dbg, "apply_op.constprop.0", &v, &z);
     size_t with_inlines = 0;
     for (uint64_t a = v; a < v + z; a += 7) {
@@ -616,7 +617,7 @@ static void store_checks_build_ids(void **state)
     snprintf(path, sizeof path, "%s/cdef0123456789abcdef0123456789abcdef01.debug", sub);
     char src[1024];
     snprintf(src, sizeof src, "%s/.build-id/cc/%s.debug", th_corpus(ELF_SYMS),
-             QUOTA_O0_BUILD_ID + 2);
+             &QUOTA_O0_BUILD_ID[2]);
     size_t n;
     uint8_t *p = th_read(src, &n);
     th_write(path, p, n);

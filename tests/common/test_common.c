@@ -1,9 +1,11 @@
 /* test_common.c -- cursor, capped buffer, arena and error helpers. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/cm_alloc.h"
 #include "common/cm_arena.h"
 #include "common/cm_buf.h"
+#include "common/cm_conf.h"
 #include "common/cm_cur.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
@@ -102,6 +104,65 @@ static void log_escape_control_bytes(void **state)
     assert_string_equal(out, "abc");
 }
 
+struct conf_t {
+    size_t count;
+    int64_t wait_ms;
+    bool flag;
+    char name[8];
+    char level[8];
+    char *dirs[2];
+    size_t dirs_count;
+};
+
+static const struct cm_conf_key conf_keys[] = {
+    CM_CONF_SZ(struct conf_t, count, "4K", 1, 1 << 20, "a size"),
+    CM_CONF_MS(struct conf_t, wait_ms, "2s", 10, 60000, "a duration"),
+    CM_CONF_BOOLEAN(struct conf_t, flag, "false", "a flag"),
+    CM_CONF_STRING(struct conf_t, name, "abc", "a string"),
+    CM_CONF_CHOICE(struct conf_t, level, "info", "debug|info", "a choice"),
+    CM_CONF_STRINGS(struct conf_t, dirs, dirs_count, "a list"),
+};
+static const struct cm_conf conf_table = { conf_keys, sizeof conf_keys / sizeof *conf_keys };
+
+static void conf_defaults_flags_and_errors(void **state)
+{
+    struct conf_t c = { 0 };
+    struct cm_err err = { 0 };
+    cm_conf_defaults(&conf_table, &c);
+    assert_int_equal(c.count, 4096);
+    assert_int_equal(c.wait_ms, 2000);
+    assert_false(c.flag);
+    assert_string_equal(c.name, "abc");
+    char *argv[] = { "--count=1M", "--wait-ms", "250ms", "--flag", "--dirs", "a", "--dirs=b",
+                     "--level=debug" };
+    assert_int_equal(cm_conf_args(&conf_table, &c, 8, argv, &err), CM_E_OK);
+    assert_int_equal(c.count, 1 << 20);
+    assert_int_equal(c.wait_ms, 250);
+    assert_true(c.flag);
+    assert_int_equal(c.dirs_count, 2);
+    assert_string_equal(c.dirs[1], "b");
+    assert_string_equal(c.level, "debug");
+    char *over[] = { "--count=2M" }; /* one past the maximum */
+    assert_int_equal(cm_conf_args(&conf_table, &c, 1, over, &err), CM_E_USAGE);
+    assert_non_null(strstr(err.msg, "count"));
+    char *longname[] = { "--name=abcdefgh" }; /* 8 bytes do not fit 7 + NUL */
+    assert_int_equal(cm_conf_args(&conf_table, &c, 1, longname, &err), CM_E_USAGE);
+    char *choice[] = { "--level=loud" };
+    assert_int_equal(cm_conf_args(&conf_table, &c, 1, choice, &err), CM_E_USAGE);
+    char *unknown[] = { "--nope=1" };
+    assert_int_equal(cm_conf_args(&conf_table, &c, 1, unknown, &err), CM_E_USAGE);
+    char *third[] = { "--dirs=c" }; /* the list holds two */
+    assert_int_equal(cm_conf_args(&conf_table, &c, 1, third, &err), CM_E_USAGE);
+    const char *path = th_tmp("conf-test.conf");
+    const char *text = "# comment\ncount = 8K\n\nbogus = 1\n";
+    th_write(path, text, strlen(text));
+    assert_int_equal(cm_conf_load(&conf_table, &c, path, &err), CM_E_USAGE);
+    assert_non_null(strstr(err.msg, ":4:"));
+    assert_int_equal(c.count, 8192); /* lines before the bad one took effect */
+    free(c.dirs[0]);
+    free(c.dirs[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -113,6 +174,7 @@ int main(void)
         cmocka_unit_test(arena_strings),
         cmocka_unit_test(error_names_match_codes),
         cmocka_unit_test(log_escape_control_bytes),
+        cmocka_unit_test(conf_defaults_flags_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
