@@ -153,6 +153,7 @@ struct ana_inline {
     const char *function;
     const char *file; /* NULL if unknown */
     uint32_t line;    /* 0 if unknown */
+    bool from_dwarf;  /* from ELF DWARF (else from a Breakpad .sym INLINE record) */
 };
 
 struct ana_frame {
@@ -417,8 +418,12 @@ char *ana_fault_key_format(const struct ana_fault_key *k);
 /* ---- output ---- */
 
 /* The processed-crash JSON (Socorro / minidump-stackwalk schema) of c, with keys when not NULL.
- * One line unless pretty. Owned by the caller; free with cm_free(). NULL when out of memory. */
-char *ana_json_text(const struct ana_crash *c, const struct ana_keys *keys, bool pretty);
+ * One line unless ANA_JSON_PRETTY. Inlined calls from Breakpad .sym files are always listed in
+ * each frame's `inlines`; those from ELF DWARF only with ANA_JSON_DWARF_INLINES (otherwise the
+ * frame shows the innermost source line, as eu-stack and gdb print a frame). Owned by the
+ * caller; free with cm_free(). NULL when out of memory. */
+enum { ANA_JSON_PRETTY = 1, ANA_JSON_DWARF_INLINES = 2 };
+char *ana_json_text(const struct ana_crash *c, const struct ana_keys *keys, unsigned flags);
 
 /* A readable report in the spirit of Breakpad's minidump_stackwalk, written to f. */
 void ana_report_human(FILE *f, const struct ana_crash *c, const struct ana_keys *keys);

@@ -325,8 +325,12 @@ void ana__core_crash_info(struct ana__core *k)
     ci->si_code = code;
     ci->has_signal = signo != 0;
     ci->crashed = is_core_signal(signo);
-    if (ci->has_signal && !(ci->type = ana__linux_reason(c, signo, code)))
-        k->nomem = true;
+    if (ci->has_signal && k->has_siginfo)
+        ci->type = ana__linux_reason(c, signo, code);
+    else if (ci->has_signal) /* pr_info.si_code is never filled in: name the signal alone */
+        ci->type = ana__linux_signal_name(signo) ? ana__linux_signal_name(signo)
+                                                 : ana__printf(c, "0x%08x", (unsigned)signo);
+    k->nomem |= ci->has_signal && !ci->type;
     /* si_addr is a fault address only when the kernel raised the signal for a fault; a sender's
      * si_code (kill, tgkill, SI_KERNEL) means the union holds a pid and uid instead. */
     if (k->has_siginfo && is_fault_signal(signo) && !ana__linux_code_is_sender(code)) {

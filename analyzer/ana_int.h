@@ -63,7 +63,7 @@ void ana__core_thread_warnings(struct ana__core *k);
 void ana__core_files(struct ana__core *k, struct cm_cur desc, uint64_t off);
 /* The vDSO (AT_SYSINFO_EHDR) as a module, when no file module covers it. */
 void ana__core_vdso_module(struct ana__core *k);
-/* After ana__finish: crash_info, main module, thread stacks, build ids, os version. */
+/* After ana__finish: crash facts, the main module (AT_ENTRY), build ids. */
 void ana__core_crash_info(struct ana__core *k);
 void ana__core_main_module(struct ana__core *k);
 void ana__core_build_ids(struct ana__core *k);

@@ -49,7 +49,8 @@ static json_t *safe_str(const char *s)
 
 struct ctx {
     const struct ana_crash *c;
-    unsigned w; /* pointer width in bytes */
+    unsigned w;     /* pointer width in bytes */
+    unsigned flags; /* ANA_JSON_* */
 };
 
 static json_t *module_json(const struct ctx *x, const struct ana_module *m, bool unloaded)
@@ -97,7 +98,9 @@ static json_t *frame_json(const struct ctx *x, const struct ana_frame *f, size_t
         json_object_set_new(o, "module_offset", hex_w(f->pc - m->base, x->w));
         json_object_set_new(o, "missing_symbols", json_boolean(!m->has_symbols));
     } else {
+        /* Outside every module the address is its own offset, as Breakpad's processor prints. */
         json_object_set_new(o, "module", json_null());
+        json_object_set_new(o, "module_offset", hex_w(f->pc, x->w));
     }
     if (f->function) {
         json_object_set_new(o, "function", safe_str(f->function));
@@ -105,11 +108,25 @@ static json_t *frame_json(const struct ctx *x, const struct ana_frame *f, size_t
     } else {
         json_object_set_new(o, "function", json_null());
     }
-    json_object_set_new(o, "file", safe_str(f->file));
-    json_object_set_new(o, "line", f->line ? json_integer(f->line) : json_null());
-    if (f->inline_count) {
+    /* Without DWARF inlines listed, the frame's position is the innermost one, as debuggers
+     * print a frame; with them, the frame's own position is the call site of the outermost. */
+    bool list_dwarf = x->flags & ANA_JSON_DWARF_INLINES;
+    const char *file = f->file;
+    uint32_t line = f->line;
+    size_t listed = 0;
+    for (size_t i = 0; i < f->inline_count; i++)
+        listed += list_dwarf || !f->inlines[i].from_dwarf;
+    if (!list_dwarf && f->inline_count && f->inlines[0].from_dwarf) {
+        file = f->inlines[0].file;
+        line = f->inlines[0].line;
+    }
+    json_object_set_new(o, "file", safe_str(file));
+    json_object_set_new(o, "line", line ? json_integer(line) : json_null());
+    if (listed) {
         json_t *inl = json_array();
         for (size_t i = 0; i < f->inline_count; i++) {
+            if (!list_dwarf && f->inlines[i].from_dwarf)
+                continue;
             json_t *io = json_object();
             json_object_set_new(io, "function", safe_str(f->inlines[i].function));
             json_object_set_new(io, "file", safe_str(f->inlines[i].file));
@@ -232,9 +249,9 @@ static json_t *keys_json(json_t *o, const struct ana_crash *c, const struct ana_
     return o;
 }
 
-static json_t *crash_json(const struct ana_crash *c, const struct ana_keys *keys)
+static json_t *crash_json(const struct ana_crash *c, const struct ana_keys *keys, unsigned flags)
 {
-    struct ctx x = { c, ana_cpu_ptr_bytes(c->system_info.cpu) };
+    struct ctx x = { c, ana_cpu_ptr_bytes(c->system_info.cpu), flags };
     json_t *o = json_object();
     json_object_set_new(o, "status", json_string("OK"));
     static const char *const formats[] = { "", "minidump", "elfcore", "kernel" };
@@ -296,9 +313,10 @@ static json_t *crash_json(const struct ana_crash *c, const struct ana_keys *keys
     return o;
 }
 
-char *ana_json_text(const struct ana_crash *c, const struct ana_keys *keys, bool pretty)
+char *ana_json_text(const struct ana_crash *c, const struct ana_keys *keys, unsigned flags)
 {
-    json_t *o = crash_json(c, keys);
+    bool pretty = flags & ANA_JSON_PRETTY;
+    json_t *o = crash_json(c, keys, flags);
     if (!o)
         return NULL;
     char *s = json_dumps(o, (pretty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);

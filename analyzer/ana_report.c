@@ -144,7 +144,15 @@ void ana_report_human(FILE *f, const struct ana_crash *c, const struct ana_keys 
             fprintf(f, "Crash address: 0x%" PRIx64 "\n", ci->address);
         if (ci->assertion)
             fprintf(f, "Assertion: %s\n", ci->assertion);
+        if (ci->param_count && !c->bugcheck.present) {
+            fprintf(f, "Crash parameters:\n");
+            for (uint32_t i = 0; i < ci->param_count && i < 15; i++)
+                fprintf(f, "    value: 0x%016" PRIx64 "\n", ci->params[i]);
+        }
     }
+    if (c->process_create_time && c->dump_time >= c->process_create_time)
+        fprintf(f, "Process uptime: %" PRIu64 " seconds\n",
+                c->dump_time - c->process_create_time);
     if (c->bugcheck.present) {
         const struct ana_bugcheck *b = &c->bugcheck;
         fprintf(f, "Bugcheck: 0x%08x %s (", b->code, b->name ? b->name : "UNKNOWN");

@@ -349,7 +349,7 @@ static void answer(FILE *out, struct anad *d, struct ana_symstore *store,
                     *p = ' ';
             put_field(out, "module", line);
         }
-        char *json = ana_json_text(c, &keys, false);
+        char *json = ana_json_text(c, &keys, ANA_JSON_DWARF_INLINES);
         put_field(out, "processed_json", json);
         cm_free(json);
     }
@@ -377,8 +377,11 @@ int anad_child_main(struct anad *d)
     cm_log_set_name("triage-analyzer[child]");
     struct cm_err err = { 0 };
     struct ana_symstore *store = NULL;
+    struct ana_symstore_opts opts;
+    ana_symstore_opts_default(&opts);
+    opts.dwarf_inlines = true; /* the signature expands inlined calls */
     if (d->conf.symbols_count &&
-        ana_symstore_new((const char *const *)d->conf.symbols, d->conf.symbols_count, NULL,
+        ana_symstore_new((const char *const *)d->conf.symbols, d->conf.symbols_count, &opts,
                          &store, &err) != CM_E_OK) {
         cm_log(CM_LOG_ERROR, "cannot open symbol store: %s", err.msg);
         return 1;

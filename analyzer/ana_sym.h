@@ -102,6 +102,7 @@ struct ana_symloc {
      * one; else the line of the address. NULL / 0 when unknown. */
     const char *file;
     uint32_t line;
+    uint64_t line_rva; /* start of the line record covering the address; 0 when unknown */
     /* Inlined calls covering the address, innermost first; each carries its own position (the
      * innermost: the line of the address; the others: the call site of the next inner one). */
     size_t inline_count;

@@ -39,9 +39,12 @@ bool ana__bpsym_win(const struct ana_bpsym *b, uint64_t rva, struct ana_win_fram
 /* ---- ana_symfile_elf.c ---- */
 
 /* Opens the binary and/or the debug file (either path may be NULL, not both). A file whose GNU
- * build id differs from build_id is rejected. *out: free with ana__elfsym_free(). */
+ * build id differs from build_id is rejected. dirs are the store's folders, where a DWARF
+ * supplementary file (.gnu_debugaltlink, dwz) is looked for by its build id. *out: free with
+ * ana__elfsym_free(). */
 enum cm_code ana__elfsym_open(const char *binary_path, const char *debug_path,
                               const uint8_t *build_id, size_t build_id_len,
+                              const char *const *dirs, size_t ndirs,
                               const struct ana_symstore_opts *o, struct ana_elfsym **out,
                               struct cm_err *err);
 void ana__elfsym_free(struct ana_elfsym *e);

@@ -915,6 +915,7 @@ bool ana__bpsym_lookup(const struct ana_bpsym *b, uint64_t rva, struct ana_symlo
         if (li >= 0 && rva - lines[li].rva < lines[li].size) {
             out->file = file_name(b, lines[li].file);
             out->line = lines[li].line;
+            out->line_rva = lines[li].rva;
         }
         uint32_t items[ANA_SYM_MAX_INLINES];
         const struct bp_node *nodes =

@@ -14,6 +14,7 @@
  * Formats: System V gABI (symbol table, notes), DWARF 5. */
 #include <dwarf.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -41,15 +42,20 @@ struct elf_one {
 
 struct ana_elfsym {
     struct elf_one bin, dbg; /* either may be absent (elf == NULL) */
+    struct elf_one alt;      /* the DWARF supplementary file, when the debug file names one */
+    char **dirs;             /* the store's folders (copies), for the supplementary file */
+    size_t ndirs;
     char *bin_path, *dbg_path;
     uint64_t elf_base; /* ELF address of the module's base */
     struct esym *syms; /* sorted by address */
     size_t nsyms;
     bool dwarf_inlines;
+    uint64_t max_bytes; /* opts.max_file_bytes */
 
     pthread_mutex_t lock; /* guards everything below */
     bool dwarf_tried;
     Dwarf *dw;            /* from the debug file (else the binary), NULL without DWARF */
+    Dwarf *alt_dw;        /* owned: the supplementary file's DWARF */
     Dwarf_CFI *eh_cfi;    /* owned: dwarf_cfi_end */
     Dwarf_CFI *dbg_cfi;   /* owned by dw */
     bool cfi_tried;
@@ -241,6 +247,12 @@ void ana__elfsym_free(struct ana_elfsym *e)
         dwarf_cfi_end(e->eh_cfi);
     if (e->dw)
         dwarf_end(e->dw);
+    if (e->alt_dw)
+        dwarf_end(e->alt_dw);
+    close_one(&e->alt);
+    for (size_t i = 0; i < e->ndirs; i++)
+        cm_free(e->dirs[i]);
+    cm_free(e->dirs);
     cm_free(e->syms);
     close_one(&e->dbg);
     close_one(&e->bin);
@@ -252,6 +264,7 @@ void ana__elfsym_free(struct ana_elfsym *e)
 
 enum cm_code ana__elfsym_open(const char *binary_path, const char *debug_path,
                               const uint8_t *build_id, size_t build_id_len,
+                              const char *const *dirs, size_t ndirs,
                               const struct ana_symstore_opts *o, struct ana_elfsym **out,
                               struct cm_err *err)
 {
@@ -260,11 +273,23 @@ enum cm_code ana__elfsym_open(const char *binary_path, const char *debug_path,
     struct ana_elfsym *e = cm_calloc(1, sizeof *e);
     if (!e)
         return cm_fail(err, CM_E_NOMEM, "cannot allocate an ELF symbol file");
-    e->bin.fd = e->dbg.fd = -1;
+    e->bin.fd = e->dbg.fd = e->alt.fd = -1;
     pthread_mutex_init(&e->lock, NULL);
     e->dwarf_inlines = o ? o->dwarf_inlines : false;
-    uint64_t max = o && o->max_file_bytes ? o->max_file_bytes : (1ull << 30);
+    e->max_bytes = o && o->max_file_bytes ? o->max_file_bytes : (1ull << 30);
+    uint64_t max = e->max_bytes;
     enum cm_code rc = CM_E_OK;
+    if (ndirs && !(e->dirs = cm_calloc(ndirs, sizeof *e->dirs))) {
+        rc = cm_fail(err, CM_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < ndirs; i++) {
+        if (!(e->dirs[i] = cm_strdup(dirs[i]))) {
+            rc = cm_fail(err, CM_E_NOMEM, "out of memory");
+            goto out;
+        }
+        e->ndirs = i + 1;
+    }
     if (binary_path) {
         if (!(e->bin_path = cm_strdup(binary_path))) {
             rc = cm_fail(err, CM_E_NOMEM, "out of memory");
@@ -356,6 +381,80 @@ static bool has_progbits(Elf *elf, const char *name)
     return elf && find_section(elf, 0, name, &sh) && sh.sh_type != SHT_NOBITS;
 }
 
+/* Sections libdw would decompress on opening that no line, scope or CFI lookup reads (variable
+ * locations, macros, name indexes): marked empty in our private copy of the section headers so
+ * the cost of inflating them is not paid. */
+static void skip_unused_sections(Elf *elf)
+{
+    static const char *const unused[] = { ".debug_loc",      ".debug_loclists",
+                                          ".debug_macro",    ".debug_macinfo",
+                                          ".debug_pubnames", ".debug_pubtypes",
+                                          ".debug_gnu_pubnames", ".debug_gnu_pubtypes" };
+    size_t shstrndx;
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return;
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        GElf_Shdr sh;
+        if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_COMPRESSED))
+            continue;
+        const char *n = elf_strptr(elf, shstrndx, sh.sh_name);
+        for (size_t i = 0; n && i < sizeof unused / sizeof *unused; i++) {
+            if (strcmp(n, unused[i]) == 0) {
+                sh.sh_type = SHT_NOBITS;
+                gelf_update_shdr(scn, &sh);
+            }
+        }
+    }
+}
+
+/* A debug file compressed with dwz names a supplementary file by build id; libdw would look for
+ * it under the machine's /usr/lib/debug on first use, so it is looked for in the store here and
+ * handed over. False when it is named but not in the store. */
+static bool attach_alt(struct ana_elfsym *e)
+{
+    const char *name;
+    const void *id;
+    ssize_t n = dwelf_dwarf_gnu_debugaltlink(e->dw, &name, &id);
+    if (n <= 0)
+        return true; /* none named */
+    if (n < 2 || n > 64)
+        return false;
+    char hex[160];
+    for (ssize_t i = 0; i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", ((const uint8_t *)id)[i]);
+    for (size_t i = 0; i < e->ndirs; i++) {
+        char path[4096];
+        int w = snprintf(path, sizeof path, "%s/.build-id/%.2s/%s.debug", e->dirs[i], hex,
+                         hex + 2);
+        if (w <= 0 || (size_t)w >= sizeof path)
+            continue;
+        struct elf_one alt = { .fd = -1 };
+        if (open_one(path, e->max_bytes, &alt, NULL) != CM_E_OK ||
+            check_build_id(path, alt.elf, id, (size_t)n, NULL) != CM_E_OK) {
+            close_one(&alt);
+            continue;
+        }
+        e->alt_dw = dwarf_begin_elf(alt.elf, DWARF_C_READ, NULL);
+        if (!e->alt_dw) {
+            close_one(&alt);
+            continue;
+        }
+        e->alt = alt;
+        dwarf_setalt(e->dw, e->alt_dw);
+        return true;
+    }
+    return false;
+}
+
+/* Split DWARF: a skeleton unit's details live in a .dwo file that libdw would open by a path the
+ * DWARF names; only its line table (kept in the skeleton) is read. */
+static bool is_skeleton(Dwarf_Die *cu)
+{
+    return dwarf_tag(cu) == DW_TAG_skeleton_unit || dwarf_hasattr(cu, DW_AT_GNU_dwo_name) ||
+           dwarf_hasattr(cu, DW_AT_dwo_name);
+}
+
 /* Opens DWARF once; the caller holds the lock. */
 static void open_dwarf(struct ana_elfsym *e)
 {
@@ -367,8 +466,15 @@ static void open_dwarf(struct ana_elfsym *e)
         src = e->dbg.elf;
     else if (has_progbits(e->bin.elf, ".debug_info"))
         src = e->bin.elf;
-    if (src)
-        e->dw = dwarf_begin_elf(src, DWARF_C_READ, NULL);
+    if (!src)
+        return;
+    skip_unused_sections(src);
+    e->dw = dwarf_begin_elf(src, DWARF_C_READ, NULL);
+    if (e->dw && !attach_alt(e)) {
+        /* libdw would look for the missing piece itself, outside the store */
+        dwarf_end(e->dw);
+        e->dw = NULL;
+    }
 }
 
 static const char *call_file(Dwarf_Die *cu, Dwarf_Die *die)
@@ -408,10 +514,15 @@ static void dwarf_lookup(struct ana_elfsym *e, uint64_t addr, struct ana_symloc 
         out->file = dwarf_linesrc(l, NULL, NULL);
         if (dwarf_lineno(l, &lineno) == 0 && lineno > 0)
             out->line = (uint32_t)lineno;
+        Dwarf_Addr line_addr;
+        if (dwarf_lineaddr(l, &line_addr) == 0 && line_addr >= e->elf_base)
+            out->line_rva = line_addr - e->elf_base;
     }
     /* dwarf_getscopes follows an inlined subroutine into its abstract definition, so it gives
      * the innermost function scope only; that scope's own concrete parents (dwarf_getscopes_die)
      * are the chain of inlined calls up to the real function. */
+    if ((!e->dwarf_inlines && out->function) || is_skeleton(&cu))
+        return; /* the scopes would only give inline frames, which are not wanted */
     Dwarf_Die *scopes = NULL, *chain = NULL;
     int n = dwarf_getscopes(&cu, addr, &scopes), nchain = 0;
     for (int i = 0; i < n; i++) {
@@ -436,7 +547,8 @@ static void dwarf_lookup(struct ana_elfsym *e, uint64_t addr, struct ana_symloc 
         if (k < ANA_SYM_MAX_INLINES) {
             const char *name = dwarf_diename(&chain[i]);
             out->inlines[k++] = (struct ana_inline){ .function = name ? name : "<name omitted>",
-                                                     .file = pos_file, .line = pos_line };
+                                                     .file = pos_file, .line = pos_line,
+                                                     .from_dwarf = true };
         }
         pos_file = call_file(&cu, &chain[i]);
         pos_line = call_line(&chain[i]);

@@ -538,14 +538,16 @@ static enum cm_code load(const struct ana_symstore *s, const struct key *k, char
     } else {
         f->kind = ANA_SYMFILE_ELF;
         const char *bin = path[0][0] ? path[0] : NULL, *dbg = path[1][0] ? path[1] : NULL;
-        rc = ana__elfsym_open(bin, dbg, k->build_id, k->build_id_len, &s->opts, &f->elf, err);
+        const char *const *dirs = (const char *const *)s->dirs;
+        rc = ana__elfsym_open(bin, dbg, k->build_id, k->build_id_len, dirs, s->ndirs, &s->opts,
+                              &f->elf, err);
         if (rc && bin && dbg && rc != CM_E_NOMEM) {
             /* one of the two is unusable: try each alone */
             struct cm_err e2;
-            if (ana__elfsym_open(NULL, dbg, k->build_id, k->build_id_len, &s->opts, &f->elf,
-                                 &e2) == CM_E_OK ||
-                ana__elfsym_open(bin, NULL, k->build_id, k->build_id_len, &s->opts, &f->elf,
-                                 &e2) == CM_E_OK)
+            if (ana__elfsym_open(NULL, dbg, k->build_id, k->build_id_len, dirs, s->ndirs,
+                                 &s->opts, &f->elf, &e2) == CM_E_OK ||
+                ana__elfsym_open(bin, NULL, k->build_id, k->build_id_len, dirs, s->ndirs,
+                                 &s->opts, &f->elf, &e2) == CM_E_OK)
                 rc = CM_E_OK;
         }
         if (rc)
@@ -852,6 +854,7 @@ enum cm_code ana_symjob_symbolize(struct ana_symjob *j, uint64_t addr, struct an
     fr->function_base = 0;
     fr->file = NULL;
     fr->line = 0;
+    fr->line_base = 0;
     fr->inlines = NULL;
     fr->inline_count = 0;
     const struct ana_symfile *f = ana_symjob_module(j, fr->module);
@@ -866,6 +869,7 @@ enum cm_code ana_symjob_symbolize(struct ana_symjob *j, uint64_t addr, struct an
     fr->function_base = loc.function ? m->base + loc.function_rva : 0;
     fr->file = dup_str(c, loc.file, &nomem);
     fr->line = loc.line;
+    fr->line_base = loc.line_rva ? m->base + loc.line_rva : 0;
     if (loc.inline_count) {
         fr->inlines = ana__calloc(c, loc.inline_count, sizeof *fr->inlines);
         if (!fr->inlines)
@@ -874,6 +878,7 @@ enum cm_code ana_symjob_symbolize(struct ana_symjob *j, uint64_t addr, struct an
             fr->inlines[i].function = dup_str(c, loc.inlines[i].function, &nomem);
             fr->inlines[i].file = dup_str(c, loc.inlines[i].file, &nomem);
             fr->inlines[i].line = loc.inlines[i].line;
+            fr->inlines[i].from_dwarf = loc.inlines[i].from_dwarf;
         }
         if (fr->inlines)
             fr->inline_count = loc.inline_count;

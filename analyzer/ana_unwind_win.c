@@ -157,7 +157,8 @@ bool ana__uw_caller_win(struct uw *w, struct uw_frame *caller)
             if (skipped || !ana__uw_word(w, cebp, &probe)) {
                 uint32_t end = esp + callee_params;
                 uint32_t bytes = info->saved_regs_size + offset;
-                for (uint32_t n = 0, at = end + bytes; n <= bytes / 4; n++, at -= 4) {
+                /* bounded: a record's sizes come from a symbol file */
+                for (uint32_t n = 0, at = end + bytes; n <= bytes / 4 && n < 4096; n++, at -= 4) {
                     uint64_t v;
                     if (!ana__uw_word(w, at, &v))
                         break;

@@ -48,6 +48,5 @@ if [ "${CALLGRIND:-1}" != 0 ]; then
   echo "valgrind --tool=callgrind --toggle-collect=ana_load --dump-after=ana_load" \
     "--callgrind-out-file=OUT/readers-cg/FAMILY.out $bin --reps 1 --warmup 1 --family FAMILY" \
     "FILES..." >>"$out/readers.cmd"
-  echo
   python3 "$root/bench/report.py" readers-cg "$out"
 fi

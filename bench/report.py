@@ -4,6 +4,7 @@
   report.py readers-cg OUT   callgrind instruction counts of ana_load per dump (bench/readers.sh)
   report.py walk-cg OUT      callgrind counts of a warm load + analyze per dump (stackwalk.sh)
   report.py oneshot OUT      hyperfine and callgrind figures of the one-shot runs (stackwalk.sh)
+  report.py summary OUT      one table of the headline figures and the targets (bench/run.sh)
 
 OUT is the folder the scripts write to. Callgrind part files hold a `totals:` line (the Ir
 count of that part) and a `desc: Trigger:` line (what made callgrind write it); hyperfine's JSON
@@ -122,6 +123,33 @@ def geomean(v):
 TOOLS = ("triagectl", "lean", "eu-stack", "gdb")
 
 
+def load_loop(d):
+    p = os.path.join(d, "loop.json")
+    if not os.path.exists(p):
+        return None
+    with open(p, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def loop_stats(loop, tool, ours="triagectl"):
+    """Means of one tool over the loop, and its paired ratios against ours."""
+    walls, cpus, ok, n, wr, cr, faster = [], [], 0, 0, [], [], 0
+    for by_tool in loop["cores"].values():
+        m, o = by_tool[tool], by_tool[ours]
+        walls += m["wall"]
+        cpus += m["cpu"]
+        ok += sum(1 for x in m["status"] if x == 0)
+        n += len(m["status"])
+        mw, mc = statistics.median(m["wall"]), statistics.median(m["cpu"])
+        ow, oc = statistics.median(o["wall"]), statistics.median(o["cpu"])
+        wr.append(ow / mw)
+        cr.append(oc / mc if mc > 0 else float("nan"))
+        faster += oc < mc
+    return {"wall_ms": statistics.mean(walls) * 1e3, "cpu_ms": statistics.mean(cpus) * 1e3,
+            "ok": ok, "n": n, "wall_ratio": geomean(wr), "cpu_ratio": geomean(cr),
+            "faster": faster}
+
+
 def oneshot(out):
     d = os.path.join(out, "oneshot")
     labels = {}
@@ -134,13 +162,13 @@ def oneshot(out):
     samples = sorted(glob.glob(os.path.join(d, "hf-*.json")))
     if samples:
         print("hyperfine, one core per run (decompressed, page cache warm): wall ms mean "
-              "(median); CPU = user + system ms; ratios are ours (triagectl) over the other "
+              "[min]; CPU = user + system ms (mean); ratios are ours (triagectl) over the other "
               "tool, < 1 means we are faster\n")
-        print("| core | build | triagectl wall | CPU | lean wall | eu-stack wall | CPU | "
+        print("| core | build | triagectl wall | CPU | lean CPU | eu-stack wall | CPU | "
               "gdb wall | CPU | ours/eu-stack wall | CPU | ours/gdb wall | CPU |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        ratios = {k: [] for k in ("eu_wall", "eu_cpu", "gdb_wall", "gdb_cpu", "lean_eu_wall",
-                                   "lean_eu_cpu")}
+        ratios = {k: [] for k in ("eu_wall", "eu_cpu", "eu_min", "gdb_wall", "gdb_cpu",
+                                   "gdb_min", "lean_eu_wall", "lean_eu_cpu")}
         for path in samples:
             core = os.path.basename(path)[3:-5]
             r = load_hf(path)
@@ -149,15 +177,17 @@ def oneshot(out):
             o, le, e, g = (r[t] for t in TOOLS)
             ratios["eu_wall"].append(o["mean"] / e["mean"])
             ratios["eu_cpu"].append(cpu(o) / cpu(e))
+            ratios["eu_min"].append(o["min"] / e["min"])
             ratios["gdb_wall"].append(o["mean"] / g["mean"])
             ratios["gdb_cpu"].append(cpu(o) / cpu(g))
+            ratios["gdb_min"].append(o["min"] / g["min"])
             ratios["lean_eu_wall"].append(le["mean"] / e["mean"])
             ratios["lean_eu_cpu"].append(cpu(le) / cpu(e))
-            print("| %s | %s | %.1f (%.1f) | %.1f | %.1f | %.1f (%.1f) | %.1f | %.1f (%.1f) | "
+            print("| %s | %s | %.1f [%.1f] | %.1f | %.1f | %.1f [%.1f] | %.1f | %.1f [%.1f] | "
                   "%.1f | %.2f | %.2f | %.3f | %.3f |"
-                  % (core, labels.get(core, ""), o["mean"] * 1e3, o["median"] * 1e3,
-                     cpu(o) * 1e3, le["mean"] * 1e3, e["mean"] * 1e3, e["median"] * 1e3,
-                     cpu(e) * 1e3, g["mean"] * 1e3, g["median"] * 1e3, cpu(g) * 1e3,
+                  % (core, labels.get(core, ""), o["mean"] * 1e3, o["min"] * 1e3,
+                     cpu(o) * 1e3, cpu(le) * 1e3, e["mean"] * 1e3, e["min"] * 1e3,
+                     cpu(e) * 1e3, g["mean"] * 1e3, g["min"] * 1e3, cpu(g) * 1e3,
                      o["mean"] / e["mean"], cpu(o) / cpu(e), o["mean"] / g["mean"],
                      cpu(o) / cpu(g)))
         n = len(ratios["eu_wall"])
@@ -166,33 +196,25 @@ def oneshot(out):
                   "**%.3f** | **%.3f** |"
                   % (n, geomean(ratios["eu_wall"]), geomean(ratios["eu_cpu"]),
                      geomean(ratios["gdb_wall"]), geomean(ratios["gdb_cpu"])))
-            print("\nlean (bench_stackwalk --once: the same pipeline and JSON without "
-                  "triagectl's other libraries) over eu-stack: wall %.2f, CPU %.2f "
-                  "(geometric means)"
-                  % (geomean(ratios["lean_eu_wall"]), geomean(ratios["lean_eu_cpu"])))
-    lp = os.path.join(d, "hf-loop.json")
-    if os.path.exists(lp):
-        r = load_hf(lp)
-        ncores = 0
-        np_ = os.path.join(d, "cores.list")
-        if os.path.exists(np_):
-            with open(np_, encoding="utf-8") as f:
-                ncores = sum(1 for line in f if line.strip())
-        print("\nhyperfine, whole corpus: each run is one shell loop starting the tool once "
-              "per core (%d cores); s per loop mean [min .. max]; ms per core from the mean\n"
-              % ncores)
-        print("| tool | loop s | ms per core | CPU s (user + sys) | wall ratio ours/tool | "
-              "CPU ratio ours/tool |")
-        print("|---|---:|---:|---:|---:|---:|")
-        o = r.get("triagectl")
-        for t in TOOLS:
-            if t not in r:
-                continue
-            x = r[t]
-            print("| %s | %.2f [%.2f .. %.2f] | %.1f | %.2f | %s | %s |"
-                  % (t, x["mean"], x["min"], x["max"], x["mean"] / max(ncores, 1) * 1e3,
-                     cpu(x), "%.3f" % (o["mean"] / x["mean"]) if o else "",
-                     "%.3f" % (cpu(o) / cpu(x)) if o else ""))
+            print("\nratios of the fastest runs (min wall): ours/eu-stack %.2f, ours/gdb %.3f; "
+                  "lean (bench_stackwalk --once: the same calls and JSON without triagectl's "
+                  "other shared libraries) over eu-stack: wall %.2f, CPU %.2f (geometric means)"
+                  % (geomean(ratios["eu_min"]), geomean(ratios["gdb_min"]),
+                     geomean(ratios["lean_eu_wall"]), geomean(ratios["lean_eu_cpu"])))
+    loop = load_loop(d)
+    if loop:
+        print("\ncareful loop, whole corpus (bench/oneshot_loop.py): %d runs over %d cores, "
+              "the tools interleaved at each core; ms per invocation (mean over all); ratios "
+              "are geometric means over cores of ours (triagectl) / tool, each core's times "
+              "being its median run\n" % (loop["runs"], len(loop["cores"])))
+        print("| tool | wall ms | CPU ms | exit 0 | wall ratio ours/tool | CPU ratio ours/tool "
+              "| cores where ours is faster (CPU) |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for t in loop["tools"]:
+            s = loop_stats(loop, t)
+            print("| %s | %.1f | %.1f | %d/%d | %.3f | %.3f | %d/%d |"
+                  % (t, s["wall_ms"], s["cpu_ms"], s["ok"], s["n"], s["wall_ratio"],
+                     s["cpu_ratio"], s["faster"], len(loop["cores"])))
     cg = sorted(glob.glob(os.path.join(d, "cg", "*.out")))
     if cg:
         counts = {}
@@ -215,10 +237,135 @@ def oneshot(out):
                      c["lean"] / c["eu-stack"]))
 
 
+def md_table(path):
+    """The first Markdown table of a bench program's output, as dicts by column name."""
+    rows, header = [], None
+    if not os.path.exists(path):
+        return rows
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith("|"):
+                if header:
+                    break
+                continue
+            cells = [c.strip().strip("*") for c in line.strip().strip("|").split("|")]
+            if header is None:
+                header = cells
+            elif not set(cells[0]) <= set("-:"):
+                rows.append(dict(zip(header, cells)))
+    return rows
+
+
+def lead(cell):
+    """The leading number of a cell such as '2413.7 [584.2 .. 2604.3]'."""
+    m = re.match(r"\s*([-0-9.]+)", cell or "")
+    return float(m.group(1)) if m else float("nan")
+
+
+def summary(out):
+    print("| figure | breakpad | elfcores | windows-kernel | target |")
+    print("|---|---:|---:|---:|---|")
+    fams = ("breakpad", "elfcores", "windows-kernel")
+    rd = {r["family"]: r for r in md_table(os.path.join(out, "readers.txt"))}
+    if rd:
+        def row(name, col, fmt):
+            print("| %s | %s | |" % (name, " | ".join(
+                fmt % lead(rd[f][col]) if f in rd else "" for f in fams)))
+        row("readers: dumps", "dumps", "%.0f")
+        print("| readers: rejected (not dumps) | %s | |"
+              % " | ".join(rd[f]["rejected"] if f in rd else "" for f in fams))
+        row("readers: dumps/s (median pass)", "dumps/s", "%.0f")
+        row("readers: MB/s of decompressed bytes", "MB/s decompressed", "%.0f")
+        row("readers: MB/s of input bytes", "MB/s input", "%.1f")
+    rows = per_dump_rows(os.path.join(out, "readers.txt")) if rd else []
+    cells = []
+    for fam in fams:
+        dumps = [r for r in rows if r["family"] == fam]
+        p = parts(os.path.join(out, "readers-cg", fam + ".out"))
+        n = len(dumps)
+        cells.append(fmt_m(statistics.mean([ir for _, ir in p[n:]]))
+                     if n and len(p) == 2 * n else "")
+    if any(cells):
+        print("| readers: Ir per dump (callgrind, mean) | %s | |" % " | ".join(cells))
+    wk = {r["family"]: r for r in md_table(os.path.join(out, "stackwalk-warm.txt"))}
+    if wk:
+        worst = max(lead(r["walk max"]) for r in wk.values())
+        over = sum(int(lead(r["dumps >= 1 ms"])) for r in wk.values())
+        for col, name, target in (
+                ("walk mean", "warm stackwalk: ms per dump, mean", "< 1 ms per dump"),
+                ("walk median", "warm stackwalk: ms per dump, median", ""),
+                ("walk max", "warm stackwalk: ms, slowest dump",
+                 "**%s** (slowest %.3f ms, %d dumps >= 1 ms)"
+                 % ("met" if worst < 1 and over == 0 else "NOT met", worst, over)),
+                ("load mean", "warm: of which ana_load, ms mean", ""),
+                ("analyze mean", "warm: of which ana_analyze, ms mean", ""),
+                ("json mean", "warm: then ana_json_text, ms mean", "")):
+            print("| %s | %s | %s |" % (name, " | ".join(
+                "%.3f" % lead(wk[f][col]) if f in wk else "" for f in fams), target))
+    wrows = per_dump_rows(os.path.join(out, "stackwalk-warm.txt")) if wk else []
+    cells = []
+    for fam in fams:
+        walked = [r for r in wrows if r["family"] == fam and r.get("frames") != "rejected"]
+        p = [ir for t, ir in parts(os.path.join(out, "stackwalk-cg", fam + ".out"))
+             if t.startswith("Client Request")]
+        cells.append(fmt_m(statistics.mean(p)) if walked and len(p) == len(walked) else "")
+    if any(cells):
+        print("| warm stackwalk: Ir per dump (callgrind, mean) | %s | |" % " | ".join(cells))
+    d = os.path.join(out, "oneshot")
+    samples = [load_hf(p) for p in sorted(glob.glob(os.path.join(d, "hf-*.json")))]
+    samples = [r for r in samples if all(t in r for t in TOOLS)]
+    if samples:
+        for tool, name in (("eu-stack", "eu-stack"), ("gdb", "gdb -batch -ex bt")):
+            cpu_r = geomean([cpu(r["triagectl"]) / cpu(r[tool]) for r in samples])
+            wall_r = geomean([r["triagectl"]["mean"] / r[tool]["mean"] for r in samples])
+            min_r = geomean([r["triagectl"]["min"] / r[tool]["min"] for r in samples])
+            target = ""
+            if tool == "eu-stack":
+                target = "<= 1: **%s** by CPU time" % ("met" if cpu_r <= 1 else "NOT met")
+            print("| one-shot ours/%s, CPU (user+sys), geomean of %d cores | | %.3f | | %s |"
+                  % (name, len(samples), cpu_r, target))
+            print("| one-shot ours/%s, wall mean (fastest run) | | %.3f (%.3f) | | |"
+                  % (name, wall_r, min_r))
+        lean = geomean([cpu(r["lean"]) / cpu(r["eu-stack"]) for r in samples])
+        print("| one-shot lean/eu-stack, CPU (analyzer library alone, no triagectl libs) | | "
+              "%.3f | | |" % lean)
+        ms = statistics.mean(cpu(r["triagectl"]) for r in samples) * 1e3
+        print("| one-shot triagectl: CPU ms per core, mean | | %.1f | | |" % ms)
+    loop = load_loop(d)
+    if loop:
+        for tool, name in (("eu-stack", "eu-stack"), ("gdb", "gdb")):
+            st = loop_stats(loop, tool)
+            target = ""
+            if tool == "eu-stack":
+                target = "<= 1: **%s** by CPU time" % ("met" if st["cpu_ratio"] <= 1 else
+                                                       "NOT met")
+            print("| careful loop, all %d cores x %d runs: ours/%s CPU (wall) | | %.3f (%.3f) "
+                  "| | %s |" % (len(loop["cores"]), loop["runs"], name, st["cpu_ratio"],
+                                st["wall_ratio"], target))
+        for t in loop["tools"]:
+            st = loop_stats(loop, t)
+            print("| careful loop: %s ms per core, CPU (wall) | | %.1f (%.1f) | | |"
+                  % (t, st["cpu_ms"], st["wall_ms"]))
+    counts = {}
+    for path in glob.glob(os.path.join(d, "cg", "*.out")):
+        tool, core = os.path.basename(path)[:-4].split("@", 1)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("totals:"):
+                    counts.setdefault(core, {})[tool] = int(line.split()[1])
+    rs = [c["triagectl"] / c["eu-stack"] for c in counts.values()
+          if "triagectl" in c and "eu-stack" in c]
+    if rs:
+        print("| one-shot ours/eu-stack, instructions (callgrind), geomean of %d cores | | "
+              "%.3f | | <= 1: **%s** by instructions |"
+              % (len(rs), geomean(rs), "met" if geomean(rs) <= 1 else "NOT met"))
+
+
 def main(argv):
-    cmds = {"readers-cg": readers_cg, "walk-cg": walk_cg, "oneshot": oneshot}
+    cmds = {"readers-cg": readers_cg, "walk-cg": walk_cg, "oneshot": oneshot,
+            "summary": summary}
     if len(argv) != 3 or argv[1] not in cmds:
-        sys.stderr.write("usage: report.py {readers-cg|walk-cg|oneshot} OUT\n")
+        sys.stderr.write("usage: report.py {readers-cg|walk-cg|oneshot|summary} OUT\n")
         return 2
     cmds[argv[1]](argv[2])
     return 0

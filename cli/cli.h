@@ -12,5 +12,8 @@ int cli_reprocess(int argc, char **argv);
 int cli_up(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_upload(int argc, char **argv);
+int cli_want(int argc, char **argv);
+int cli_incidents(int argc, char **argv);
+int cli_incident(int argc, char **argv);
 
 #endif

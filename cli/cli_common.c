@@ -34,7 +34,10 @@ static struct ana_symstore *store_of(struct cli_symbols *s, struct cm_err *err)
 {
     if (!s || s->count == 0)
         return NULL;
-    if (!s->store && ana_symstore_new(s->dirs, s->count, NULL, &s->store, err) != CM_E_OK)
+    struct ana_symstore_opts opts;
+    ana_symstore_opts_default(&opts);
+    opts.dwarf_inlines = true; /* the signature expands inlined calls */
+    if (!s->store && ana_symstore_new(s->dirs, s->count, &opts, &s->store, err) != CM_E_OK)
         return NULL;
     return s->store;
 }

@@ -22,6 +22,9 @@ static const struct command commands[] = {
     { "bucket", cli_bucket, "one bucket" },
     { "crash", cli_crash, "one crash with its processed stack" },
     { "reprocess", cli_reprocess, "re-queue crashes after new rules or symbols" },
+    { "want", cli_want, "ask endpoints for the next N full dumps of a bucket" },
+    { "incidents", cli_incidents, "mass-crash incidents the detector opened" },
+    { "incident", cli_incident, "one incident: buckets, rate, hosts, likely cause" },
 };
 
 static void usage(FILE *f)

@@ -20,7 +20,10 @@ static void usage(FILE *f)
                "repeatable, searched in order\n"
                "  --json    the processed-crash JSON, one object per line per file\n"
                "  --human   a readable report (the default)\n"
-               "  --summary one line per dump\n");
+               "  --summary one line per dump\n"
+               "  --dwarf-inlines  list inlined calls found in DWARF in each frame's `inlines`\n"
+               "            (by default a frame shows its innermost source line, as eu-stack does;\n"
+               "            inlined calls from Breakpad .sym files are always listed)\n");
 }
 
 enum mode { MODE_HUMAN, MODE_JSON, MODE_SUMMARY };
@@ -57,7 +60,7 @@ static void print_summary(const char *path, const struct ana_crash *c, const str
     putchar('\n');
 }
 
-static int walk_one(const char *path, struct cli_symbols *syms, enum mode mode, bool pretty)
+static int walk_one(const char *path, struct cli_symbols *syms, enum mode mode, unsigned json_flags)
 {
     struct cli_result res;
     if (cli_analyze_file(path, syms, &res) != 0) {
@@ -70,7 +73,7 @@ static int walk_one(const char *path, struct cli_symbols *syms, enum mode mode, 
     if (mode == MODE_SUMMARY) {
         print_summary(path, res.crash, &res.keys);
     } else if (mode == MODE_JSON) {
-        char *text = ana_json_text(res.crash, &res.keys, pretty);
+        char *text = ana_json_text(res.crash, &res.keys, json_flags);
         if (text) {
             fputs(text, stdout);
             fputc('\n', stdout);
@@ -92,14 +95,15 @@ int cli_stackwalk(int argc, char **argv)
         { "symbols", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
         { "human", no_argument, NULL, 'H' },         { "pretty", no_argument, NULL, 'p' },
         { "summary", no_argument, NULL, 'S' },       { "help", no_argument, NULL, 'h' },
+        { "dwarf-inlines", no_argument, NULL, 'I' },
         { NULL, 0, NULL, 0 },
     };
     struct cli_symbols syms = { 0 };
     enum mode mode = MODE_HUMAN;
-    bool pretty = false;
+    unsigned json_flags = 0;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "s:jHSph", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "s:jHSphI", opts, NULL)) != -1) {
         switch (ch) {
         case 's':
             if (cli_symbols_add(&syms, optarg))
@@ -108,7 +112,8 @@ int cli_stackwalk(int argc, char **argv)
         case 'j': mode = MODE_JSON; break;
         case 'H': mode = MODE_HUMAN; break;
         case 'S': mode = MODE_SUMMARY; break;
-        case 'p': pretty = true; break;
+        case 'p': json_flags |= ANA_JSON_PRETTY; break;
+        case 'I': json_flags |= ANA_JSON_DWARF_INLINES; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -120,7 +125,7 @@ int cli_stackwalk(int argc, char **argv)
     }
     int worst = 0;
     for (int i = optind; i < argc; i++) {
-        int rc = walk_one(argv[i], &syms, mode, pretty);
+        int rc = walk_one(argv[i], &syms, mode, json_flags);
         if (rc > worst)
             worst = rc;
         fflush(stdout);

@@ -2,9 +2,12 @@
  * [--crash-time RFC3339] [--annotation K=V]... [--outbox DIR | --no-outbox] [--json]`: sends
  * dumps to the service's native route through ingest/ing_client.c (zstd, a fresh idempotency key
  * per file kept across retries, jittered backoff honouring Retry-After, an outbox so nothing is
- * lost while the service is down) and shows progress on stderr.
+ * lost while the service is down) and shows progress on stderr. By default each dump's fault key
+ * goes first as a hint and the dump follows only when the service asks for it
+ * (docs/progressive-collection.md); --no-hint uploads every dump in full.
  *
- * Exit status: 0 every file delivered (accepted, duplicate or discarded); 1 some file rejected
+ * Exit status: 0 every file delivered (accepted, duplicate, discarded or counted from its
+ * hint); 1 some file rejected
  * or failed; 75 (EX_TEMPFAIL) some file left in the outbox for the next run; 2 usage. */
 #include <getopt.h>
 #include <jansson.h>
@@ -23,10 +26,12 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: triagectl upload FILE... --url URL [--product P] [--version V] [--host ID]\n"
             "         [--channel C] [--build-id B] [--crash-time RFC3339] [--annotation K=V]...\n"
-            "         [--outbox DIR | --no-outbox] [--max-attempts N] [--json]\n\n"
-            "Uploads crash dumps (raw, .zst or .gz) to the service at URL. Dumps that cannot be\n"
-            "delivered stay in the outbox (default $XDG_STATE_HOME/triagectl/outbox) and are\n"
-            "sent first by the next run.\n");
+            "         [--outbox DIR | --no-outbox] [--max-attempts N] [--no-hint] [--json]\n\n"
+            "Uploads crash dumps (raw, .zst or .gz) to the service at URL. Each dump's fault key\n"
+            "is sent first as a small hint; the dump follows only when the service asks for it\n"
+            "(--no-hint: always send the dump). Dumps that cannot be delivered stay in the\n"
+            "outbox (default $XDG_STATE_HOME/triagectl/outbox) and are sent first by the next\n"
+            "run.\n");
 }
 
 /* RFC 3339 date-time ("2024-07-19T04:09:00Z", "2024-07-19T06:09:00.5+02:00") to ms since the
@@ -129,6 +134,7 @@ int cli_upload(int argc, char **argv)
         { "no-outbox", no_argument, NULL, 'O' },
         { "max-attempts", required_argument, NULL, 'n' },
         { "json", no_argument, NULL, 'j' },
+        { "no-hint", no_argument, NULL, 'N' },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -183,6 +189,7 @@ int cli_upload(int argc, char **argv)
             break;
         }
         case 'j': json = true; break;
+        case 'N': o.no_hint = true; break;
         case 'q': prog.quiet = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -215,11 +222,13 @@ int cli_upload(int argc, char **argv)
         return 1;
     }
     if (json) {
-        json_t *out = json_pack("{s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "results",
+        json_t *out = json_pack("{s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "results",
                                 prog.results, "totals", "accepted", (json_int_t)t.accepted,
                                 "duplicate", (json_int_t)t.duplicate, "discarded",
                                 (json_int_t)t.discarded, "rejected", (json_int_t)t.rejected,
-                                "queued", (json_int_t)t.queued, "failed", (json_int_t)t.failed);
+                                "queued", (json_int_t)t.queued, "failed", (json_int_t)t.failed,
+                                "counted", (json_int_t)t.counted, "bytes_sent",
+                                (json_int_t)t.bytes_sent);
         char *s = json_dumps(out, JSON_INDENT(2));
         if (s)
             puts(s);
@@ -228,9 +237,9 @@ int cli_upload(int argc, char **argv)
     }
     if (!prog.quiet)
         fprintf(stderr,
-                "%zu accepted, %zu duplicate, %zu discarded, %zu rejected, %zu queued, %zu "
-                "failed\n",
-                t.accepted, t.duplicate, t.discarded, t.rejected, t.queued, t.failed);
+                "%zu accepted, %zu counted from hints, %zu duplicate, %zu discarded, %zu "
+                "rejected, %zu queued, %zu failed\n",
+                t.accepted, t.counted, t.duplicate, t.discarded, t.rejected, t.queued, t.failed);
     if (t.rejected || t.failed)
         return 1;
     return t.queued ? 75 : 0;

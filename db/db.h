@@ -532,6 +532,70 @@ enum cm_code db_incident_json(struct db_conn *db, const char *project, int64_t i
 enum cm_code db_incidents_json(struct db_conn *db, const char *project, bool open_only,
                                size_t limit, char **out, struct cm_err *err);
 
+/* ---- progressive collection (db_hint.c; migration 0010, docs/progressive-collection.md) ----
+ * Analyzed crashes teach the service which bucket each fault key lands in (fault_key_buckets,
+ * kept by a trigger on crashes). A hint whose key maps to exactly one bucket is counted at once
+ * as a 'done' crash with source 'hint' and no dump, in the bucket, its hosts and every rollup. */
+
+struct db_hint {
+    const char *project;         /* NULL: DB_DEFAULT_PROJECT */
+    const char *crash_id;        /* required: the UUID ingest chose (kept if recorded) */
+    const char *idempotency_key; /* NULL or "": the dump is asked for, nothing is recorded */
+    const char *host_id, *product, *version, *channel, *build_id, *os, *os_version, *cpu_arch;
+    int64_t crash_time_ms;       /* client clock; 0 unknown (clamped as db_crash_insert does) */
+    const struct db_kv *annotations;
+    size_t annotation_count;
+    const char *fault_key;       /* required: ana_fault_key_format() text */
+    const char *fault_module, *fault_module_version; /* the key's, for decision counts */
+    const char *dump_format;     /* "minidump", "elf_core", "windows_kernel", "unknown" */
+    int64_t first_k;             /* policy: the first K dumps per fault key per UTC day */
+    int64_t sample_m;            /* then 1 in M (0: never) */
+};
+
+struct db_hint_reply {
+    char crash_id[DB_UUID_LEN + 1]; /* "" when nothing was recorded */
+    bool counted;   /* the crash is counted (now, or by an earlier identical hint) */
+    bool want_dump; /* send the dump (CrashUpload with the same idempotency key) */
+    bool duplicate; /* the idempotency key was known: the first answer again */
+    char reason[32]; /* counted, first_k, sampled, requested, unknown_fault_key,
+                      * ambiguous_fault_key, no_idempotency_key, duplicate */
+    char bucket_key[65]; /* the bucket counted in, "" if none */
+};
+
+/* Decides and records one hint in one transaction (triage_hint). Idempotent by idempotency key:
+ * a retried hint gets the first answer and counts nothing. Every decision is added to
+ * collection_decisions by reason, product, version and fault module. */
+enum cm_code db_hint_record(struct db_conn *db, const struct db_hint *h, struct db_hint_reply *out,
+                            struct cm_err *err);
+
+/* The dump of a crash recorded from its hint. */
+struct db_hint_dump {
+    const char *project, *crash_id;
+    const char *dump_sha256, *spool_path, *dump_format;
+    uint64_t dump_size_bytes;
+    int max_attempts; /* 0: 3 */
+};
+/* Attaches the dump to crash_id if it is a hint crash without a dump: the hint's count is taken
+ * out and the dump queued for analysis, which counts the crash once. *attached is false (and
+ * nothing changes) for any other crash, so a retried upload is harmless. */
+enum cm_code db_hint_attach(struct db_conn *db, const struct db_hint_dump *d, bool *attached,
+                            struct cm_err *err);
+
+/* `triagectl want BUCKET N`: the next n hints counted in the bucket ask for their dump (0
+ * cancels). *found is false when the project has no such bucket. */
+enum cm_code db_want(struct db_conn *db, const char *project, const char *bucket_key, int64_t n,
+                     bool *found, struct cm_err *err);
+
+/* Hint decisions summed from the UTC day of since_ms on. */
+struct db_decision {
+    char *reason, *product, *version, *fault_module, *fault_module_version; /* "" unknown */
+    int64_t crashes;
+};
+/* *out owned by the caller; free with db_decisions_free(). */
+enum cm_code db_decisions(struct db_conn *db, const char *project, int64_t since_ms,
+                          struct db_decision **out, size_t *count, struct cm_err *err);
+void db_decisions_free(struct db_decision *d, size_t count);
+
 /* ---- the embedded cluster (db_cluster.c) ---- */
 
 struct db_cluster;

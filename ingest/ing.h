@@ -67,6 +67,11 @@ struct ing_conf {
     bool fsync_batch;             /* share one directory fsync among concurrent uploads */
     size_t db_timeout_ms;         /* bound on one database call */
     size_t shutdown_grace_ms;     /* SIGTERM: time in-flight requests get to finish */
+
+    /* Progressive collection (POST /api/v1/hints, docs/progressive-collection.md). */
+    bool hints;                   /* false: every hint asks for the dump, nothing is counted */
+    size_t hint_first_k;          /* full dumps wanted per fault key per UTC day */
+    size_t hint_sample_m;         /* after those, 1 dump in M (0: none) */
 };
 
 /* Fills *c with the defaults of the table. */
@@ -111,6 +116,30 @@ struct ing_crash {
     const char *endpoint;        /* "native" or "submit" */
 };
 
+/* A hint (POST /api/v1/hints) as the collector hands it to the recorder. Strings never NULL. */
+struct ing_hint {
+    char crash_id[37];           /* server-chosen UUID, used if the crash is recorded */
+    const char *project;
+    const char *idempotency_key; /* "" for none: the dump is then always asked for */
+    const char *host_id;
+    const char *product, *version, *channel, *build_id, *os, *os_version, *cpu_arch;
+    int64_t crash_time_unix_ms;
+    const struct ing_kv *annotations;
+    size_t annotation_count;
+    const char *fault_key;       /* canonical text (ana_fault_key_format) */
+    const char *fault_module, *fault_module_version; /* the key's (version, else build id) */
+    const char *dump_kind;       /* ana_kind_name() of the declared format, or "" */
+    size_t first_k, sample_m;    /* the policy (conf) */
+};
+
+/* The recorder's answer to a hint. */
+struct ing_hint_decision {
+    char crash_id[37]; /* "" when nothing was recorded */
+    bool counted, want_dump, duplicate;
+    char reason[32];   /* a token of ING_HINT_REASONS (ing_int.h) */
+    char bucket[65];
+};
+
 /* The recorder: how durable crashes reach the database. Both functions are called from several
  * threads at once; ctx must allow that. */
 struct ing_recorder {
@@ -124,6 +153,11 @@ struct ing_recorder {
                            struct cm_err *err);
     /* Analysis jobs not yet finished, for load shedding and metrics. */
     enum cm_code (*queue_depth)(void *ctx, uint64_t *jobs, struct cm_err *err);
+    /* Decides one hint (progressive collection); idempotent by the hint's idempotency key. May
+     * be NULL: every hint then asks for the dump. A failure makes the collector ask for the
+     * dump (the upload route spools durably whatever the database does). */
+    enum cm_code (*hint)(void *ctx, const struct ing_hint *h, struct ing_hint_decision *d,
+                         struct cm_err *err);
 };
 
 /* ---- the recorder over db/db.h (ing_pg.c, library triage_ingest_pg) ----
@@ -167,6 +201,7 @@ enum ing_client_status {
     ING_CLIENT_REJECTED,     /* 4xx: malformed or over a limit; not retried */
     ING_CLIENT_QUEUED,       /* not delivered yet; kept in the outbox for the next run */
     ING_CLIENT_FAILED,       /* not delivered and no outbox to keep it in */
+    ING_CLIENT_COUNTED,      /* the service counted the crash from its hint; dump not wanted */
 };
 const char *ing_client_status_name(enum ing_client_status s);
 
@@ -194,6 +229,9 @@ struct ing_client_opts {
     unsigned timeout_s;     /* per HTTP attempt; default 120 */
     size_t max_dump_bytes;  /* refuse larger files before reading; default 100 MiB */
     int zstd_level;         /* default 3 */
+    bool no_hint;           /* true: upload every dump in full; false (default): send the hint
+                             * (fault key, POST /api/v1/hints) first and the dump only when the
+                             * service asks for it */
     /* Called for every attempt outcome; may be NULL. */
     void (*progress)(void *ctx, const struct ing_client_event *ev);
     void *progress_ctx;
@@ -201,6 +239,9 @@ struct ing_client_opts {
 
 struct ing_client_totals {
     size_t accepted, duplicate, discarded, rejected, queued, failed;
+    size_t counted;         /* counted from the hint, dump not sent */
+    size_t hints;           /* hints the service answered */
+    uint64_t bytes_sent;    /* request bodies sent (hints and envelopes, every attempt) */
 };
 
 /* Uploads each file (raw dumps are zstd-compressed first; .zst/.gz files are sent as they are)
@@ -210,5 +251,32 @@ struct ing_client_totals {
  * errors (outbox not writable); per-file outcomes are in *totals and the progress events. */
 enum cm_code ing_client_upload(const struct ing_client_opts *o, char *const *paths, size_t count,
                                struct ing_client_totals *totals, struct cm_err *err);
+
+/* A session for programs that hold dumps in memory (the fleet drill): one libcurl handle kept
+ * alive across crashes, the same hint-then-dump logic and retries as ing_client_upload(). Not
+ * thread-safe: one session per thread. curl_global_init() must have been called once by the
+ * program before sessions are opened from several threads. */
+struct ing_client;
+
+/* One crash. Metadata fields left NULL (0) take the session options' values. */
+struct ing_client_crash {
+    const uint8_t *dump;  /* raw, zstd or gzip */
+    size_t dump_len;
+    const char *name;     /* shown in progress events */
+    const char *host_id, *product, *version, *os, *os_version, *channel, *build_id;
+    int64_t crash_time_unix_ms;
+    const struct ing_kv *annotations;
+    size_t annotation_count;
+};
+
+/* *out owned by the caller; free with ing_client_close(). */
+enum cm_code ing_client_open(const struct ing_client_opts *o, struct ing_client **out,
+                             struct cm_err *err);
+/* Sends one crash (hint first unless o->no_hint); crash_id (37 bytes) gets the crash id when
+ * known, reason (300 bytes) the reason token or error. The outcome is added to the totals. */
+enum ing_client_status ing_client_send(struct ing_client *c, const struct ing_client_crash *cr,
+                                       char crash_id[37], char reason[300]);
+void ing_client_totals_get(const struct ing_client *c, struct ing_client_totals *t);
+void ing_client_close(struct ing_client *c);
 
 #endif

@@ -9,7 +9,14 @@
  * Outbox: when given, each envelope is written there (temp, fsync, rename) before its first
  * attempt and removed once the service has answered for good (accepted, duplicate, discarded,
  * rejected). Whatever is left (the service stayed down) is sent first by the next run, with its
- * original key, so nothing is lost while the service is down. */
+ * original key, so nothing is lost while the service is down.
+ *
+ * Hints (docs/progressive-collection.md): unless no_hint, the crash's fault key goes first as a
+ * CrashHint to /api/v1/hints (ing_client_hint.c computes it with the analyzer's reader code).
+ * When the service counted the crash from the hint and does not want the dump, nothing more is
+ * sent; otherwise, or when the hint gets no answer, the envelope follows as usual, carrying the
+ * hint's crash id (hint_crash_id) and the same idempotency key, so it is one crash. The outbox
+ * entry is written before the hint, so a crash is never lost between the two. */
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
@@ -40,6 +47,7 @@ const char *ing_client_status_name(enum ing_client_status s)
     case ING_CLIENT_REJECTED: return "rejected";
     case ING_CLIENT_QUEUED: return "queued";
     case ING_CLIENT_FAILED: return "failed";
+    case ING_CLIENT_COUNTED: return "counted";
     }
     return "?";
 }
@@ -50,16 +58,18 @@ struct item {
     char *outbox;   /* the outbox entry holding the envelope, NULL without one */
 };
 
-struct run {
-    const struct ing_client_opts *o;
+struct ing_client {
+    struct ing_client_opts opts; /* with the defaults filled in */
+    const struct ing_client_opts *o; /* &opts */
     CURL *curl;
-    char url[2048];
+    char url[2048], hint_url[2048];
     size_t index, total;
-    struct ing_client_totals *totals;
+    struct ing_client_totals totals;
     /* the current attempt */
     struct cm_buf reply;
     long retry_after_s; /* -1: none */
 };
+#define run ing_client
 
 /* ---- reading and preparing a dump ---- */
 
@@ -123,41 +133,41 @@ static enum cm_code compress(const uint8_t *in, size_t n, int level, struct cm_b
     return CM_E_OK;
 }
 
-/* The envelope for one dump file, with a fresh idempotency key. */
-static enum cm_code envelope(const struct ing_client_opts *o, const char *path, struct cm_buf *env,
-                             char key[37], struct cm_err *err)
+/* The envelope for one crash, with a fresh idempotency key, and (unless o->no_hint) its hint in
+ * *hint (left empty when the dump's fault key cannot be computed: it then goes in full). */
+static enum cm_code envelope(const struct ing_client_opts *o, const struct ing_client_crash *cr,
+                             struct cm_buf *env, struct cm_buf *hint, char key[37],
+                             struct cm_err *err)
 {
-    struct cm_buf raw, packed;
-    cm_buf_init(&raw, 0);
+    struct cm_buf packed;
     cm_buf_init(&packed, 0);
+    cm_buf_init(hint, 0);
     struct proto_kv *kv = NULL;
-    enum cm_code rc = read_file(path, o->max_dump_bytes, &raw, err);
-    if (rc)
-        goto out;
-    if (raw.len == 0) {
-        rc = cm_fail(err, CM_E_USAGE, "%s is empty", path);
+    enum cm_code rc = CM_E_OK;
+    if (cr->dump_len == 0) {
+        rc = cm_fail(err, CM_E_USAGE, "%s is empty", cr->name ? cr->name : "dump");
         goto out;
     }
     struct proto_upload u = { 0 };
-    switch (ana_sniff_compression(raw.data, raw.len)) {
+    switch (ana_sniff_compression(cr->dump, cr->dump_len)) {
     case ANA_COMP_ZSTD:
         u.compression = PROTO_COMP_ZSTD;
-        u.dump = raw.data;
-        u.dump_len = raw.len;
+        u.dump = cr->dump;
+        u.dump_len = cr->dump_len;
         break;
     case ANA_COMP_GZIP:
         u.compression = PROTO_COMP_GZIP;
-        u.dump = raw.data;
-        u.dump_len = raw.len;
+        u.dump = cr->dump;
+        u.dump_len = cr->dump_len;
         break;
     default:
-        switch (ana_sniff_kind(raw.data, raw.len)) {
+        switch (ana_sniff_kind(cr->dump, cr->dump_len)) {
         case ANA_KIND_MINIDUMP: u.dump_format = PROTO_DUMP_MINIDUMP; break;
         case ANA_KIND_ELFCORE: u.dump_format = PROTO_DUMP_ELF_CORE; break;
         case ANA_KIND_KERNEL: u.dump_format = PROTO_DUMP_WINDOWS_KERNEL; break;
         default: break; /* the service decides; it refuses non-dumps */
         }
-        if ((rc = compress(raw.data, raw.len, o->zstd_level, &packed, err)))
+        if ((rc = compress(cr->dump, cr->dump_len, o->zstd_level, &packed, err)))
             goto out;
         u.compression = PROTO_COMP_ZSTD;
         u.dump = packed.data;
@@ -165,34 +175,41 @@ static enum cm_code envelope(const struct ing_client_opts *o, const char *path, 
         break;
     }
     ing__uuid(key);
-    if (o->annotation_count && !(kv = cm_calloc(o->annotation_count, sizeof *kv))) {
+    const struct ing_kv *ann = cr->annotations ? cr->annotations : o->annotations;
+    size_t nann = cr->annotations ? cr->annotation_count : o->annotation_count;
+    if (nann && !(kv = cm_calloc(nann, sizeof *kv))) {
         rc = cm_fail(err, CM_E_NOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < o->annotation_count; i++)
-        kv[i] = (struct proto_kv){ o->annotations[i].key, o->annotations[i].value };
-#define S(x) ((x) ? (x) : "")
+    for (size_t i = 0; i < nann; i++)
+        kv[i] = (struct proto_kv){ ann[i].key, ann[i].value };
+#define S(f) (cr->f ? cr->f : o->f ? o->f : "")
     u.meta = (struct proto_meta){
         .idempotency_key = key,
-        .host_id = S(o->host_id),
-        .product = S(o->product),
-        .version = S(o->version),
-        .channel = S(o->channel),
-        .os = S(o->os),
-        .os_version = S(o->os_version),
-        .build_id = S(o->build_id),
+        .host_id = S(host_id),
+        .product = S(product),
+        .version = S(version),
+        .channel = S(channel),
+        .os = S(os),
+        .os_version = S(os_version),
+        .build_id = S(build_id),
         .cpu_arch = "",
-        .crash_time_unix_ms = o->crash_time_unix_ms,
+        .crash_time_unix_ms = cr->crash_time_unix_ms ? cr->crash_time_unix_ms
+                                                     : o->crash_time_unix_ms,
         .annotations = kv,
-        .annotation_count = o->annotation_count,
+        .annotation_count = nann,
     };
 #undef S
     u.hint_crash_id = "";
     cm_buf_init(env, 0);
-    rc = proto_encode_upload(&u, env, err);
+    if ((rc = proto_encode_upload(&u, env, err)))
+        goto out;
+    struct cm_err herr = { 0 };
+    if (!o->no_hint && ing__client_hint_body(cr->dump, cr->dump_len, o->max_dump_bytes, &u.meta,
+                                             u.dump_format, u.dump_len, hint, &herr))
+        cm_buf_free(hint); /* no key: the dump goes in full, the service reads it */
 out:
     cm_free(kv);
-    cm_buf_free(&raw);
     cm_buf_free(&packed);
     return rc;
 }
@@ -380,6 +397,7 @@ static enum ing_client_status deliver(struct run *r, const char *path, const str
         curl_easy_setopt(r->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)env->len);
         CURLcode cc = curl_easy_perform(r->curl);
         curl_slist_free_all(h);
+        r->totals.bytes_sent += env->len;
         long status = 0;
         if (cc == CURLE_OK)
             curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -433,14 +451,74 @@ static void count(struct ing_client_totals *t, enum ing_client_status st)
     case ING_CLIENT_REJECTED: t->rejected++; break;
     case ING_CLIENT_QUEUED: t->queued++; break;
     case ING_CLIENT_FAILED: t->failed++; break;
+    case ING_CLIENT_COUNTED: t->counted++; break;
     }
+}
+
+/* One hint attempt: true when the service decided (want, crash_id and reason filled). A hint
+ * that gets no decision (no connection, an older service, an error) is not retried: the full
+ * upload follows, with its own retries. */
+static bool ask(struct run *r, const struct cm_buf *hint, bool *want, char crash_id[37],
+                char reason[300])
+{
+    cm_buf_reset(&r->reply);
+    r->retry_after_s = -1;
+    struct curl_slist *h = NULL;
+    h = curl_slist_append(h, "Content-Type: application/x-protobuf");
+    h = curl_slist_append(h, "Accept: application/x-protobuf");
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(r->curl, CURLOPT_URL, r->hint_url);
+    curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, hint->data);
+    curl_easy_setopt(r->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)hint->len);
+    CURLcode cc = curl_easy_perform(r->curl);
+    curl_slist_free_all(h);
+    r->totals.bytes_sent += hint->len;
+    long status = 0;
+    if (cc == CURLE_OK)
+        curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
+    struct proto_hint_reply *hr = NULL;
+    if (cc != CURLE_OK || status != 200 ||
+        proto_decode_hint_reply(r->reply.data, r->reply.len, NULL, &hr, NULL))
+        return false;
+    *want = hr->want_dump || !hr->crash_id || !hr->crash_id[0];
+    snprintf(crash_id, 37, "%s", hr->crash_id ? hr->crash_id : "");
+    snprintf(reason, 300, "%s", hr->reason ? hr->reason : "");
+    proto_hint_reply_free(hr);
+    r->totals.hints++;
+    return true;
+}
+
+/* Sends one prepared crash: the hint (if any), then the envelope when wanted. */
+static enum ing_client_status send_prepared(struct run *r, const char *path, struct cm_buf *env,
+                                            const struct cm_buf *hint, const char *outbox,
+                                            char crash_id[37], char reason[300])
+{
+    bool want = true;
+    char hint_id[37] = "";
+    if (hint && hint->len && ask(r, hint, &want, hint_id, reason) && !want) {
+        snprintf(crash_id, 37, "%s", hint_id);
+        if (outbox)
+            unlink(outbox); /* counted for good */
+        return ING_CLIENT_COUNTED;
+    }
+    if (hint_id[0]) { /* link the upload to the hint's crash: a later field wins (protobuf) */
+        struct proto_upload link = { .hint_crash_id = hint_id };
+        proto_encode_upload(&link, env, NULL);
+    }
+    enum ing_client_status st = deliver(r, path, env, crash_id, reason);
+    if (st != ING_CLIENT_QUEUED && st != ING_CLIENT_FAILED && outbox)
+        unlink(outbox); /* answered for good */
+    return st;
 }
 
 static void one(struct run *r, struct item *it)
 {
     const struct ing_client_opts *o = r->o;
-    struct cm_buf env;
+    struct cm_buf env, raw, hint;
     cm_buf_init(&env, 0);
+    cm_buf_init(&raw, 0);
+    cm_buf_init(&hint, 0);
     struct cm_err err = { 0 };
     char key[37], crash_id[37] = "", reason[300] = "";
     enum ing_client_status st;
@@ -451,24 +529,81 @@ static void one(struct run *r, struct item *it)
             goto done;
         }
     } else {
-        if (envelope(o, it->path, &env, key, &err)) {
+        struct ing_client_crash cr = { .name = it->path };
+        if (!read_file(it->path, o->max_dump_bytes, &raw, &err)) {
+            cr.dump = raw.data;
+            cr.dump_len = raw.len;
+        }
+        if (err.code || envelope(o, &cr, &env, &hint, key, &err)) {
             st = ING_CLIENT_FAILED;
             snprintf(reason, sizeof reason, "%.256s", err.msg);
             goto done;
         }
+        cm_buf_free(&raw);
         if (o->outbox_dir && outbox_put(o->outbox_dir, key, &env, &it->outbox, &err)) {
             st = ING_CLIENT_FAILED;
             snprintf(reason, sizeof reason, "%.256s", err.msg);
             goto done;
         }
     }
-    st = deliver(r, it->path, &env, crash_id, reason);
-    if (st != ING_CLIENT_QUEUED && st != ING_CLIENT_FAILED && it->outbox)
-        unlink(it->outbox); /* answered for good */
+    st = send_prepared(r, it->path, &env, &hint, it->outbox, crash_id, reason);
 done:
     cm_buf_free(&env);
-    count(r->totals, st);
+    cm_buf_free(&raw);
+    cm_buf_free(&hint);
+    count(&r->totals, st);
     emit(r, it->path, 0, true, st, crash_id, reason, 0);
+}
+
+/* The session: defaults, URLs and the libcurl handle (curl_global_init done by the caller). */
+static enum cm_code session_init(struct run *r, const struct ing_client_opts *opts,
+                                 struct cm_err *err)
+{
+    memset(r, 0, sizeof *r);
+    r->opts = *opts;
+    r->o = &r->opts;
+    struct ing_client_opts *o = &r->opts;
+    if (!o->url || !*o->url)
+        return cm_fail(err, CM_E_USAGE, "no service URL");
+    if (!o->max_attempts)
+        o->max_attempts = 6;
+    if (!o->base_delay_ms)
+        o->base_delay_ms = 500;
+    if (!o->max_delay_ms)
+        o->max_delay_ms = 30000;
+    if (!o->timeout_s)
+        o->timeout_s = 120;
+    if (!o->max_dump_bytes)
+        o->max_dump_bytes = 100u << 20;
+    if (!o->zstd_level)
+        o->zstd_level = 3;
+    size_t ulen = strlen(o->url);
+    while (ulen && o->url[ulen - 1] == '/')
+        ulen--;
+    if (ulen + 32 > sizeof r->url)
+        return cm_fail(err, CM_E_USAGE, "service URL too long");
+    snprintf(r->url, sizeof r->url, "%.*s/api/v1/crashes", (int)ulen, o->url);
+    snprintf(r->hint_url, sizeof r->hint_url, "%.*s/api/v1/hints", (int)ulen, o->url);
+    if (!(r->curl = curl_easy_init()))
+        return cm_fail(err, CM_E_NOMEM, "cannot create a libcurl handle");
+    cm_buf_init(&r->reply, MAX_REPLY_BYTES);
+    curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(r->curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(r->curl, CURLOPT_TIMEOUT, (long)o->timeout_s);
+    curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(r->curl, CURLOPT_USERAGENT, "triagectl-upload/1");
+    return CM_E_OK;
+}
+
+static void session_fini(struct run *r)
+{
+    cm_buf_free(&r->reply);
+    if (r->curl)
+        curl_easy_cleanup(r->curl);
+    r->curl = NULL;
 }
 
 enum cm_code ing_client_upload(const struct ing_client_opts *opts, char *const *paths,
@@ -476,35 +611,17 @@ enum cm_code ing_client_upload(const struct ing_client_opts *opts, char *const *
                                struct cm_err *err)
 {
     memset(totals, 0, sizeof *totals);
-    struct ing_client_opts o = *opts;
-    if (!o.url || !*o.url)
-        return cm_fail(err, CM_E_USAGE, "no service URL");
-    if (!o.max_attempts)
-        o.max_attempts = 6;
-    if (!o.base_delay_ms)
-        o.base_delay_ms = 500;
-    if (!o.max_delay_ms)
-        o.max_delay_ms = 30000;
-    if (!o.timeout_s)
-        o.timeout_s = 120;
-    if (!o.max_dump_bytes)
-        o.max_dump_bytes = 100u << 20;
-    if (!o.zstd_level)
-        o.zstd_level = 3;
-    struct run r = { .o = &o, .totals = totals };
-    size_t ulen = strlen(o.url);
-    while (ulen && o.url[ulen - 1] == '/')
-        ulen--;
-    if (ulen + 32 > sizeof r.url)
-        return cm_fail(err, CM_E_USAGE, "service URL too long");
-    snprintf(r.url, sizeof r.url, "%.*s/api/v1/crashes", (int)ulen, o.url);
-
     struct item *items = NULL;
     size_t n = 0, cap = 0;
+    bool global = false;
+    struct run r;
     enum cm_code rc = CM_E_OK;
-    if (o.outbox_dir) {
-        if ((rc = mkdirs(o.outbox_dir, err)) || (rc = outbox_list(o.outbox_dir, &items, &n, &cap,
-                                                                   err)))
+    memset(&r, 0, sizeof r);
+    if (!opts->url || !*opts->url)
+        return cm_fail(err, CM_E_USAGE, "no service URL");
+    if (opts->outbox_dir) {
+        if ((rc = mkdirs(opts->outbox_dir, err)) ||
+            (rc = outbox_list(opts->outbox_dir, &items, &n, &cap, err)))
             goto out;
     }
     if (count_in) {
@@ -521,28 +638,19 @@ enum cm_code ing_client_upload(const struct ing_client_opts *opts, char *const *
         rc = cm_fail(err, CM_E_IO, "cannot initialise libcurl");
         goto out;
     }
-    if (!(r.curl = curl_easy_init())) {
-        rc = cm_fail(err, CM_E_NOMEM, "cannot create a libcurl handle");
+    global = true;
+    if ((rc = session_init(&r, opts, err)))
         goto out;
-    }
-    cm_buf_init(&r.reply, MAX_REPLY_BYTES);
-    curl_easy_setopt(r.curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(r.curl, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(r.curl, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(r.curl, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(r.curl, CURLOPT_TIMEOUT, (long)o.timeout_s);
-    curl_easy_setopt(r.curl, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(r.curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(r.curl, CURLOPT_USERAGENT, "triagectl-upload/1");
     r.total = n;
     for (size_t i = 0; i < n; i++) {
         r.index = i + 1;
         one(&r, &items[i]);
     }
-    cm_buf_free(&r.reply);
-    curl_easy_cleanup(r.curl);
-    curl_global_cleanup();
+    *totals = r.totals;
 out:
+    session_fini(&r);
+    if (global)
+        curl_global_cleanup();
     for (size_t i = 0; i < n; i++) {
         if (items[i].from_outbox)
             cm_free(items[i].path);
@@ -551,4 +659,62 @@ out:
     }
     cm_free(items);
     return rc;
+}
+
+/* ---- the in-memory session ---- */
+
+enum cm_code ing_client_open(const struct ing_client_opts *o, struct ing_client **out,
+                             struct cm_err *err)
+{
+    *out = NULL;
+    struct ing_client *c = cm_calloc(1, sizeof *c);
+    if (!c)
+        return cm_fail(err, CM_E_NOMEM, "out of memory");
+    enum cm_code rc = session_init(c, o, err);
+    if (rc) {
+        session_fini(c);
+        cm_free(c);
+        return rc;
+    }
+    c->opts.outbox_dir = NULL; /* the caller keeps its crashes; no outbox here */
+    *out = c;
+    return CM_E_OK;
+}
+
+enum ing_client_status ing_client_send(struct ing_client *c, const struct ing_client_crash *cr,
+                                       char crash_id[37], char reason[300])
+{
+    struct cm_buf env, hint;
+    struct cm_err err = { 0 };
+    char key[37];
+    crash_id[0] = reason[0] = 0;
+    c->index++;
+    c->total = c->index;
+    cm_buf_init(&env, 0);
+    cm_buf_init(&hint, 0);
+    enum ing_client_status st;
+    if (envelope(c->o, cr, &env, &hint, key, &err)) {
+        st = ING_CLIENT_FAILED;
+        snprintf(reason, 300, "%.256s", err.msg);
+    } else {
+        st = send_prepared(c, cr->name ? cr->name : "dump", &env, &hint, NULL, crash_id, reason);
+    }
+    cm_buf_free(&env);
+    cm_buf_free(&hint);
+    count(&c->totals, st);
+    emit(c, cr->name ? cr->name : "dump", 0, true, st, crash_id, reason, 0);
+    return st;
+}
+
+void ing_client_totals_get(const struct ing_client *c, struct ing_client_totals *t)
+{
+    *t = c->totals;
+}
+
+void ing_client_close(struct ing_client *c)
+{
+    if (!c)
+        return;
+    session_fini(c);
+    cm_free(c);
 }

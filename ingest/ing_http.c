@@ -78,7 +78,8 @@ static enum MHD_Result send_reply(struct ing_server *s, struct MHD_Connection *c
     }
     if (r->status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                ep == ING_EP_NATIVE || ep == ING_EP_SUBMIT ? "POST" : "GET, HEAD");
+                                ep == ING_EP_NATIVE || ep == ING_EP_SUBMIT ||
+                                        ep == ING_EP_HINTS ? "POST" : "GET, HEAD");
     enum MHD_Result ret = MHD_queue_response(conn, r->status, resp);
     MHD_destroy_response(resp);
     ing__metrics_request(&s->metrics, ep, r->status);
@@ -175,6 +176,8 @@ static enum ing_endpoint route(const char *url)
         return ING_EP_NATIVE;
     if (!strcmp(url, "/submit"))
         return ING_EP_SUBMIT;
+    if (!strcmp(url, "/api/v1/hints"))
+        return ING_EP_HINTS;
     if (!strcmp(url, "/healthz"))
         return ING_EP_HEALTHZ;
     if (!strcmp(url, "/metrics"))
@@ -252,7 +255,7 @@ static enum ing_reason check_post(struct ing_server *s, struct MHD_Connection *c
         *gzip = true;
     else if (!is_identity(ce)) /* br, zstd, stacked codings... (RELIABILITY.md H09) */
         return ING_R_BAD_ENCODING;
-    if (ep == ING_EP_NATIVE) {
+    if (ep == ING_EP_NATIVE || ep == ING_EP_HINTS) {
         if (ct && *ct && strncasecmp(ct, "application/x-protobuf", 22) &&
             strncasecmp(ct, "application/protobuf", 20) &&
             strncasecmp(ct, "application/octet-stream", 24) &&
@@ -260,6 +263,8 @@ static enum ing_reason check_post(struct ing_server *s, struct MHD_Connection *c
             return ING_R_WRONG_CONTENT_TYPE;
         if (atomic_load(&s->stopping))
             return ING_R_SHUTTING_DOWN;
+        if (ep == ING_EP_HINTS) /* a hint spools nothing; its answer may ask for the dump */
+            return ING_R_NONE;
         /* Load shedding, before reading the body (the client retries after Retry-After). */
         if (ing__pending_count(s->pending) >= s->conf.spool_high_water)
             return ING_R_SPOOL_FULL;
@@ -358,6 +363,14 @@ static void process(struct ing_worker *w, void *arg)
 {
     struct ing_request *req = arg;
     struct ing_server *s = req->srv;
+    if (req->ep == ING_EP_HINTS) {
+        ing__hint_handle(s, &req->arena, req->gzip, req->json, req->body.data, req->body.len,
+                         &req->reply);
+        cm_buf_free(&req->body);
+        req->state = REPLYING;
+        MHD_resume_connection(req->conn);
+        return;
+    }
     struct ing_upload u;
     memset(&u, 0, sizeof u);
     crash_init(&u.crash, s->conf.project);

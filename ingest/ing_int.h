@@ -74,7 +74,27 @@ unsigned ing__reason_status(enum ing_reason r);
 /* ---- metrics (ing_metrics.c): atomic counters rendered as Prometheus text ---- */
 
 enum ing_endpoint { ING_EP_NATIVE, ING_EP_SUBMIT, ING_EP_HEALTHZ, ING_EP_METRICS, ING_EP_OTHER,
-                    ING_EP__COUNT };
+                    ING_EP_HINTS, ING_EP__COUNT };
+
+/* Hint decisions (ing_hint.c): the reason tokens of HintReply, the only labels of their metric. */
+#define ING_HINT_REASONS(X)                                                                        \
+    X(COUNTED, "counted")                                                                          \
+    X(FIRST_K, "first_k")                                                                          \
+    X(SAMPLED, "sampled")                                                                          \
+    X(REQUESTED, "requested")                                                                      \
+    X(UNKNOWN_KEY, "unknown_fault_key")                                                            \
+    X(AMBIGUOUS_KEY, "ambiguous_fault_key")                                                        \
+    X(NO_KEY, "no_idempotency_key")                                                                \
+    X(DUPLICATE, "duplicate")                                                                      \
+    X(DISABLED, "hints_disabled")                                                                  \
+    X(DEGRADED, "service_degraded")                                                                \
+    X(OTHER, "other")
+enum ing_hint_reason {
+#define X(name, token) ING_HR_##name,
+    ING_HINT_REASONS(X)
+#undef X
+        ING_HR__COUNT
+};
 const char *ing__endpoint_name(enum ing_endpoint ep);
 
 #define ING_STATUS_SLOTS 16
@@ -92,7 +112,11 @@ struct ing_metrics {
     _Atomic uint64_t queue_depth; /* last value the recorder gave */
     _Atomic uint64_t db_up;       /* 1 when the last recorder call succeeded */
     _Atomic uint64_t inflight;    /* requests between headers and completion */
+    _Atomic uint64_t hint_decisions[ING_HR__COUNT][2]; /* [reason][dump wanted] */
 };
+/* Appends the hint metrics (ing_hint.c) to out. */
+enum cm_code ing__hint_metrics_render(struct ing_metrics *m, struct cm_buf *out,
+                                      struct cm_err *err);
 void ing__metrics_request(struct ing_metrics *m, enum ing_endpoint ep, unsigned status);
 void ing__metrics_ack(struct ing_metrics *m, uint64_t micros);
 /* Appends the Prometheus text exposition of m to out. */
@@ -280,6 +304,22 @@ enum ing_reason ing__submit_parse(struct ing_server *s, struct cm_arena *a,
                                   const struct ing_submit_in *in, const uint8_t *body, size_t len,
                                   struct ing_upload *u, struct cm_err *err);
 void ing__submit_reply(const struct ing_outcome *o, struct ing_reply *r);
+
+/* POST /api/v1/hints (ing_hint.c): decodes a CrashHint, asks the recorder, builds the HintReply
+ * (protobuf, or JSON when json) into *r. Runs on a worker thread. */
+void ing__hint_handle(struct ing_server *s, struct cm_arena *a, bool gzip, bool json,
+                      const uint8_t *body, size_t len, struct ing_reply *r);
+
+/* ---- the upload client's hint (ing_client_hint.c) ---- */
+
+struct proto_meta;
+/* The CrashHint of a dump (raw, zstd or gzip, decompressed within max_dump_bytes; 0: the
+ * analyzer's default) into out: its fault key computed as analyzer/ana_pipeline.c computes it,
+ * with meta, the declared format (enum proto_dump_format) and the size of the envelope's dump.
+ * Fails when the dump cannot be read (the caller then uploads it in full). */
+enum cm_code ing__client_hint_body(const uint8_t *dump, size_t n, size_t max_dump_bytes,
+                                   const struct proto_meta *meta, int fmt, uint64_t sent_bytes,
+                                   struct cm_buf *out, struct cm_err *err);
 
 /* ---- worker pool (ing_pool.c) ---- */
 

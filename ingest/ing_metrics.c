@@ -27,7 +27,7 @@ unsigned ing__reason_status(enum ing_reason r)
 }
 
 static const char *const endpoint_names[ING_EP__COUNT] = { "native", "submit", "healthz",
-                                                           "metrics", "other" };
+                                                           "metrics", "other", "hints" };
 
 const char *ing__endpoint_name(enum ing_endpoint ep)
 {
@@ -155,5 +155,5 @@ enum cm_code ing__metrics_render(struct ing_metrics *m, struct cm_buf *out, stru
       "triage_ingest_ack_seconds_count %llu\n",
       cum, (double)LOAD(m->ack_sum_us) / 1e6, LOAD(m->ack_count));
 #undef P
-    return rc;
+    return ing__hint_metrics_render(m, out, err);
 }

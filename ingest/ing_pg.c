@@ -5,6 +5,7 @@
  * (or opens one), uses it, and puts it back. The first connection that works applies the
  * migrations (db_migrate is safe when several processes start at once). */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -148,6 +149,16 @@ static enum cm_code record(void *ctx, const struct ing_crash *c, char id_out[37]
         goto out;
     memcpy(id_out, ref.crash_id, 37);
     *duplicate = ref.duplicate;
+    if (ref.duplicate) { /* the dump a hint was asked for (same idempotency key): attach it */
+        struct db_hint_dump d = { .project = c->project, .crash_id = ref.crash_id,
+                                  .dump_sha256 = c->dump_sha256, .spool_path = c->spool_path,
+                                  .dump_format = n.dump_format,
+                                  .dump_size_bytes = c->dump_bytes };
+        bool attached = false;
+        if ((rc = db_hint_attach(db, &d, &attached, err)))
+            goto out;
+        *duplicate = !attached;
+    }
 out:
     cm_free(kv);
     give(pg, db);
@@ -167,7 +178,62 @@ static enum cm_code queue_depth(void *ctx, uint64_t *jobs, struct cm_err *err)
     return rc;
 }
 
+/* Progressive collection: one call decides and records the hint (db_hint_record). */
+static enum cm_code hint(void *ctx, const struct ing_hint *h, struct ing_hint_decision *d,
+                         struct cm_err *err)
+{
+    struct ing_pg *pg = ctx;
+    struct db_conn *db = NULL;
+    struct db_kv *kv = NULL;
+    memset(d, 0, sizeof *d);
+    enum cm_code rc = take(pg, &db, err);
+    if (rc)
+        goto out;
+    if (h->annotation_count && !(kv = cm_calloc(h->annotation_count, sizeof *kv))) {
+        rc = cm_fail(err, CM_E_NOMEM, "cannot allocate %zu annotations", h->annotation_count);
+        goto out;
+    }
+    for (size_t i = 0; i < h->annotation_count; i++)
+        kv[i] = (struct db_kv){ h->annotations[i].key, h->annotations[i].value };
+    struct db_hint dh = {
+        .project = h->project,
+        .crash_id = h->crash_id,
+        .idempotency_key = h->idempotency_key,
+        .host_id = h->host_id,
+        .product = h->product,
+        .version = h->version,
+        .channel = h->channel,
+        .build_id = h->build_id,
+        .os = h->os,
+        .os_version = h->os_version,
+        .cpu_arch = h->cpu_arch,
+        .crash_time_ms = h->crash_time_unix_ms,
+        .annotations = kv,
+        .annotation_count = h->annotation_count,
+        .fault_key = h->fault_key,
+        .fault_module = h->fault_module,
+        .fault_module_version = h->fault_module_version,
+        .dump_format = h->dump_kind[0] ? format_name(h->dump_kind) : "unknown",
+        .first_k = (int64_t)h->first_k,
+        .sample_m = (int64_t)h->sample_m,
+    };
+    struct db_hint_reply r;
+    if ((rc = db_hint_record(db, &dh, &r, err)))
+        goto out;
+    memcpy(d->crash_id, r.crash_id, sizeof d->crash_id);
+    d->counted = r.counted;
+    d->want_dump = r.want_dump;
+    d->duplicate = r.duplicate;
+    snprintf(d->reason, sizeof d->reason, "%s", r.reason);
+    snprintf(d->bucket, sizeof d->bucket, "%s", r.bucket_key);
+out:
+    cm_free(kv);
+    give(pg, db);
+    return rc;
+}
+
 void ing_pg_recorder(struct ing_pg *pg, struct ing_recorder *rec)
 {
-    *rec = (struct ing_recorder){ .ctx = pg, .record = record, .queue_depth = queue_depth };
+    *rec = (struct ing_recorder){ .ctx = pg, .record = record, .queue_depth = queue_depth,
+                                  .hint = hint };
 }

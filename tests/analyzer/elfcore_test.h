@@ -44,5 +44,6 @@ void synthetic_aarch64(void **state);
 void synthetic_arm(void **state);
 void many_short_threads(void **state);
 void synthetic_truncated(void **state);
+void allocation_failures(void **state);
 
 #endif

@@ -452,6 +452,7 @@ int main(void)
         cmocka_unit_test(synthetic_arm),
         cmocka_unit_test(many_short_threads),
         cmocka_unit_test(synthetic_truncated),
+        cmocka_unit_test(allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

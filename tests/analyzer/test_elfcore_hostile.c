@@ -416,6 +416,7 @@ void short_notes(void **state)
     c = expect_ok(m.p, m.n, NULL, "NT_SIGINFO");
     assert_true(c->crash_info.has_signal); /* from NT_PRSTATUS pr_cursig */
     assert_false(c->crash_info.has_address);
+    assert_string_equal(c->crash_info.type, "SIGSEGV"); /* no si_code to name */
     ana_crash_free(c);
     memcpy(m.p, base.p, m.n);
     shrink_note(m, note_off(m, NT_AUXV), 356); /* E10: not whole entries */
@@ -534,4 +535,30 @@ void synthetic_truncated(void **state)
         ana_crash_free(c);
     }
     free(p);
+}
+
+/* The Nth allocation fails, for every N a parse makes: CM_E_NOMEM or a whole result, and the
+ * sanitizer build sees no leak either way. */
+void allocation_failures(void **state)
+{
+    struct img m = base_core();
+    size_t nomem = 0, n = 1;
+    for (;; n++) {
+        struct ana_crash *c = NULL;
+        struct cm_err err = { 0 };
+        cm_alloc_fail_after(n);
+        enum cm_code rc = ana_load(m.p, m.n, NULL, &c, &err);
+        cm_alloc_fail_after(0);
+        if (rc == CM_E_OK) {
+            assert_int_equal(c->module_count, 5);
+            ana_crash_free(c);
+            break; /* the Nth allocation came after the parse: all paths done */
+        }
+        assert_int_equal(rc, CM_E_NOMEM);
+        assert_null(c);
+        nomem++;
+    }
+    print_message("%zu allocation failures, all reported as NOMEM\n", nomem);
+    assert_true(nomem >= 3); /* the crash, the dump buffer, arena blocks, NT_FILE entries... */
+    cm_free(m.p);
 }

@@ -26,6 +26,7 @@
 
 #include "analyzer/ana_int.h"
 #include "analyzer/ana_sym.h"
+#include "analyzer/ana_unwind_int.h"
 #include "common/cm_alloc.h"
 #include "tests/th.h"
 
@@ -856,6 +857,71 @@ static void arm64_frame_records(void **state)
     ana_crash_free(c);
 }
 
+/* Breakpad's postfix language, as STACK WIN programs and STACK CFI rules use it. */
+static bool eval(struct uw *w, struct uw_vars *d, const char *prog, bool assign, uint64_t *v)
+{
+    struct uw_tok t[128];
+    size_t n = ana__uw_tokens(prog, t, 128);
+    assert_true(n <= 128);
+    return ana__uw_postfix(w, d, t, n, assign, v);
+}
+
+static uint64_t var(struct uw *w, struct uw_vars *d, const char *name)
+{
+    uint64_t v = 0;
+    assert_true(ana__uw_var_get(w, d, name, strlen(name), &v));
+    return v;
+}
+
+static void postfix_language(void **state)
+{
+    struct ana_crash *c = model_new(ANA_CPU_X86, "Windows NT");
+    uint8_t *stk = model_region(c, 0x12000, 0x100);
+    put(stk + 0x10, 0x12080, 4); /* saved ebp */
+    put(stk + 0x14, 0x401000, 4); /* return address */
+    struct cm_err err;
+    assert_int_equal(ana__finish(c, &err), CM_E_OK);
+    struct uw w = { .c = c, .cpu = ANA_CPU_X86, .word = 4, .mask = 0xffffffff,
+                    .stack_lo = 0x12000, .stack_hi = 0x12100 };
+    struct uw_vars d = { 0 };
+    ana__uw_var_set(&d, "$ebp", 4, 0x12010, false);
+    ana__uw_var_set(&d, "$esp", 4, 0x12000, false);
+    uint64_t v;
+    /* the FRAME_DATA program of a standard %ebp frame */
+    assert_true(eval(&w, &d, "$T0 $ebp = $eip $T0 4 + ^ = $ebp $T0 ^ = $esp $T0 8 + =", true,
+                     NULL));
+    assert_int_equal(var(&w, &d, "$eip"), 0x401000);
+    assert_int_equal(var(&w, &d, "$ebp"), 0x12080);
+    assert_int_equal(var(&w, &d, "$esp"), 0x12018);
+    /* values */
+    assert_true(eval(&w, &d, "$esp 8 +", false, &v));
+    assert_int_equal(v, 0x12020);
+    assert_true(eval(&w, &d, "0 1 -", false, &v));
+    assert_int_equal(v, 0xffffffff); /* 32-bit wrap */
+    assert_true(eval(&w, &d, "-8 $esp +", false, &v));
+    assert_int_equal(v, 0x12010);
+    assert_true(eval(&w, &d, "0x1f 8 @", false, &v));
+    assert_int_equal(v, 0x18);
+    assert_true(eval(&w, &d, "17 5 %", false, &v));
+    assert_int_equal(v, 2);
+    /* failures: division by zero, non-power-of-two alignment, reads outside the stack, unknown
+     * names, stack underflow, leftovers, assignments to non-variables or in value mode */
+    static const char *const bad_values[] = { "8 0 /", "8 0 %", "13 3 @", "$esp 0x1000 + ^",
+                                              "$nope", "+", "1 2", "", "$T9 4 =" };
+    for (size_t i = 0; i < sizeof bad_values / sizeof *bad_values; i++)
+        assert_false(eval(&w, &d, bad_values[i], false, &v));
+    static const char *const bad_programs[] = { ".cfa 4 =", "4 $T0 =", "$T0 4", "$T0 =",
+                                                "$T0 $nope =" };
+    for (size_t i = 0; i < sizeof bad_programs / sizeof *bad_programs; i++)
+        assert_false(eval(&w, &d, bad_programs[i], true, NULL));
+    /* too deep: 65 pushes */
+    char deep[400] = "";
+    for (int i = 0; i < 65; i++)
+        strcat(deep, "1 ");
+    assert_false(eval(&w, &d, deep, false, &v));
+    ana_crash_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -869,6 +935,7 @@ int main(void)
         cmocka_unit_test(frame_cap),
         cmocka_unit_test(null_return_ends),
         cmocka_unit_test(arm64_frame_records),
+        cmocka_unit_test(postfix_language),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

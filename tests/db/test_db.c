@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include "db/db.h"
+#include "db/db_int.h" /* db__migration_count: versions may have gaps (0010 after 0004) */
 #include "tests/db/pg_harness.h"
 #include "tests/th.h"
 
@@ -165,7 +166,7 @@ static void test_migrate_idempotent(void **state)
     assert_true(rep.known_version >= 2);
     assert_int_equal(rep.schema_version, rep.known_version);
     /* The database agrees: one row per embedded migration. */
-    assert_int_equal(count_rows("SELECT count(*) FROM schema_migrations"), rep.known_version);
+    assert_int_equal(count_rows("SELECT count(*) FROM schema_migrations"), db__migration_count);
 }
 
 /* Several processes migrate a fresh database at once: each migration applied exactly once. */
@@ -216,9 +217,10 @@ static void test_migrate_concurrent(void **state)
     struct db_migrate_report rep;
     struct cm_err err = { 0 };
     OK(db_migrate(db, &rep, &err)); /* for known_version */
-    assert_int_equal(rows, rep.known_version);
-    assert_int_equal(distinct, rep.known_version);
-    assert_int_equal(applied, rep.known_version); /* the processes together applied each once */
+    assert_true(rep.known_version >= (int)db__migration_count);
+    assert_int_equal(rows, db__migration_count);
+    assert_int_equal(distinct, db__migration_count);
+    assert_int_equal(applied, db__migration_count); /* the processes together applied each once */
     PQclear(q("DROP DATABASE race", 0, NULL));
 }
 
