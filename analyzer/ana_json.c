@@ -206,8 +206,9 @@ static json_t *crash_info_json(const struct ctx *x)
     return o;
 }
 
-static json_t *bugcheck_json(const struct ana_bugcheck *b)
+static json_t *bugcheck_json(const struct ana_crash *c)
 {
+    const struct ana_bugcheck *b = &c->bugcheck;
     json_t *o = json_object();
     json_object_set_new(o, "code", hex_w(b->code, 4));
     json_object_set_new(o, "name", safe_str(b->name));
@@ -216,6 +217,14 @@ static json_t *bugcheck_json(const struct ana_bugcheck *b)
         json_array_append_new(p, hex_w(b->params[i], 8));
     json_object_set_new(o, "parameters", p);
     json_object_set_new(o, "dump_type", safe_str(b->dump_type));
+    if (b->blamed_module >= 0 && (size_t)b->blamed_module < c->module_count) {
+        const struct ana_module *m = &c->modules[b->blamed_module];
+        json_object_set_new(o, "blamed_driver", safe_str(ana_module_basename(m)));
+        if (c->crash_info.has_address && c->crash_info.address - m->base < m->size)
+            json_object_set_new(o, "blamed_offset", hex_w(c->crash_info.address - m->base, 8));
+    } else {
+        json_object_set_new(o, "blamed_driver", json_null());
+    }
     return o;
 }
 
@@ -259,7 +268,7 @@ static json_t *crash_json(const struct ana_crash *c, const struct ana_keys *keys
     json_object_set_new(o, "system_info", system_info_json(c));
     json_object_set_new(o, "crash_info", crash_info_json(&x));
     if (c->bugcheck.present)
-        json_object_set_new(o, "bugcheck", bugcheck_json(&c->bugcheck));
+        json_object_set_new(o, "bugcheck", bugcheck_json(c));
     json_object_set_new(o, "main_module", c->main_module >= 0 ? json_integer(c->main_module)
                                                                : json_null());
     json_t *mods = json_array();

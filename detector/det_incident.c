@@ -12,10 +12,10 @@
 static const char *event_of(const struct det_conf *c, const struct db_incident *x)
 {
     const char *pub = x->published_status ? x->published_status : "";
-    if (!*pub)
-        return "opened";
     if (strcmp(x->status, "closed") == 0)
         return strcmp(pub, "closed") != 0 ? "closed" : NULL;
+    if (!*pub)
+        return "opened";
     double grow = (double)c->change_pct / 100.0;
     if (x->bucket_count > x->published_buckets &&
         (double)x->bucket_count >= grow * (double)x->published_buckets)

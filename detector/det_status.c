@@ -50,7 +50,8 @@ static char *render(struct det_metrics *m)
                       counters[i].help, counters[i].name, counters[i].name,
                       LOAD(*counters[i].v));
     cm_buf_printf(&b, NULL,
-                  "# TYPE triage_detector_open_incidents gauge\ntriage_detector_open_incidents %lld\n"
+                  "# TYPE triage_detector_open_incidents gauge\n"
+                  "triage_detector_open_incidents %lld\n"
                   "# TYPE triage_detector_last_pass_seconds gauge\n"
                   "triage_detector_last_pass_seconds %g\n"
                   "# TYPE triage_detector_database_up gauge\ntriage_detector_database_up %d\n",

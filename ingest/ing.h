@@ -242,6 +242,7 @@ struct ing_client_totals {
     size_t counted;         /* counted from the hint, dump not sent */
     size_t hints;           /* hints the service answered */
     uint64_t bytes_sent;    /* request bodies sent (hints and envelopes, every attempt) */
+    uint64_t envelope_bytes; /* every new crash's envelope once: what --no-hint sends */
 };
 
 /* Uploads each file (raw dumps are zstd-compressed first; .zst/.gz files are sent as they are)

@@ -540,6 +540,7 @@ static void one(struct run *r, struct item *it)
             goto done;
         }
         cm_buf_free(&raw);
+        r->totals.envelope_bytes += env.len;
         if (o->outbox_dir && outbox_put(o->outbox_dir, key, &env, &it->outbox, &err)) {
             st = ING_CLIENT_FAILED;
             snprintf(reason, sizeof reason, "%.256s", err.msg);
@@ -697,6 +698,7 @@ enum ing_client_status ing_client_send(struct ing_client *c, const struct ing_cl
         st = ING_CLIENT_FAILED;
         snprintf(reason, 300, "%.256s", err.msg);
     } else {
+        c->totals.envelope_bytes += env.len;
         st = send_prepared(c, cr->name ? cr->name : "dump", &env, &hint, NULL, crash_id, reason);
     }
     cm_buf_free(&env);

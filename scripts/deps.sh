@@ -9,6 +9,7 @@ PACKAGES="
   libpq-dev postgresql
   libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libjansson-dev libcmocka-dev
   python3 util-linux gdb nginx-light
+  hyperfine valgrind strace
 "
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -104,6 +104,7 @@ struct drill_stats {
     uint64_t dump_bytes;          /* the raw dumps */
     double seconds;               /* wall time of the sending */
     double p50_ms, p99_ms;        /* client-side time per crash (hint, and dump when asked) */
+    double max_lag_s;             /* paced: how far sending fell behind the crash times */
 };
 
 /* Sends k[0..n) in order with o->threads sessions. ids (may be NULL) gets each crash's id ("" if

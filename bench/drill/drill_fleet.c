@@ -279,12 +279,10 @@ static enum cm_code kernel_dump(const struct drill_conf *c, const struct drill_c
     /* Locals between the frames: data that differs on every host, never a code address. */
     struct fix_kslot slots[24];
     size_t ns = 0;
-    uint64_t sp_off = 0x3000 / 4;
+    uint32_t sp_off = 0x3000 / 4; /* fix_kernel's default sp: stack_top + size / 4 */
     for (uint32_t off = 0x10; ns < 24 && off + 8 <= 0x3000; off += 0x58) {
-        bool ret_slot = off >= sp_off && (off - sp_off) % 0x30 == 0x28 % 0x30 &&
-                        (off - sp_off - 0x28) / 0x30 < nret + 1;
-        if (ret_slot || off + 8 > 0x3000)
-            continue;
+        if (off + 8 > sp_off && off < sp_off + 0x30 * (uint32_t)(nret + 1))
+            continue; /* the frames' return addresses live here */
         uint64_t x = mix(r ^ (0x100 + off));
         slots[ns++] = (struct fix_kslot){ off, x & 1 ? 0xffffa00000000000ull | (x >> 20)
                                                      : x % 4096 };

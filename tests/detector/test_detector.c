@@ -341,9 +341,12 @@ static void hll_accuracy_and_union(void **state)
     if (llabs(est - 50000) > 50000 * 7 / 100)
         fail_msg("50000 hosts estimated as %lld", est);
     assert_int_equal(q_int("SELECT (triage_hll_union("
-                           "   (SELECT triage_hll_of(array_agg('h' || g)) FROM generate_series(1, 3000) g),"
-                           "   (SELECT triage_hll_of(array_agg('h' || g)) FROM generate_series(2000, 9000) g))"
-                           " = (SELECT triage_hll_of(array_agg('h' || g)) FROM generate_series(1, 9000) g))::int",
+                           "   (SELECT triage_hll_of(array_agg('h' || g))"
+                           "    FROM generate_series(1, 3000) g),"
+                           "   (SELECT triage_hll_of(array_agg('h' || g))"
+                           "    FROM generate_series(2000, 9000) g))"
+                           " = (SELECT triage_hll_of(array_agg('h' || g))"
+                           "    FROM generate_series(1, 9000) g))::int",
                            0, NULL),
                      1);
     /* Small sets: the estimate is linear counting over the occupied registers (counted here
@@ -422,7 +425,8 @@ static void clamped_times_land_where_they_should(void **state)
                                " WHERE minute = triage_ts($1::bigint)", 1, p),
                          want);
         assert_int_equal(q_int("SELECT crash_count FROM module_rollup_minute"
-                               " WHERE fault_module = 'clock.dll' AND minute = triage_ts($1::bigint)",
+                               " WHERE fault_module = 'clock.dll'"
+                               "   AND minute = triage_ts($1::bigint)",
                                1, p),
                          want);
         assert_int_equal(q_int("SELECT sum(crash_count) FROM bucket_rollup_minute"
@@ -775,12 +779,35 @@ static void notify_reaches_listener(void **state)
     assert_int_equal(json_integer_value(json_object_get(o, "revision")), 1);
     assert_string_equal(json_string_value(json_object_get(o, "project")), "default");
     json_decref(o);
-    /* Closing is announced too. */
-    for (int64_t m = 181; m <= 200; m++)
+    /* The crashes spread over five more buckets: the bucket count doubled, a change. */
+    struct sim more = { 0 };
+    for (int i = 0; i < 20; i++) {
+        struct sim_crash *m = sim_add(&more);
+        snprintf(m->host, sizeof m->host, "fleet-%d", i);
+        snprintf(m->bucket, sizeof m->bucket, "hook-bucket-%d", 5 + i % 5);
+        snprintf(m->signature, sizeof m->signature, "hook.sys!filter_%d", 5 + i % 5);
+        snprintf(m->fault_module, sizeof m->fault_module, "hook.sys");
+        snprintf(m->fault_version, sizeof m->fault_version, "2.0");
+        sim_add_module(m, "hook.sys@2.0");
+        sim_add_module(m, "inject.dll@5.5");
+        m->crash_ms = at(181 + i / 10, 3 * (i % 10));
+        m->received_ms = m->crash_ms + 1000;
+    }
+    feed(&more);
+    sim_free(&more);
+    struct det_report rep = pass_at(&c, at(182, 30));
+    assert_int_equal(rep.changed, 1);
+    o = wait_notify(listener, "incidents_under_test");
+    assert_string_equal(json_string_value(json_object_get(o, "event")), "changed");
+    assert_int_equal(json_integer_value(json_object_get(o, "revision")), 2);
+    json_decref(o);
+    /* Closing is announced too, and nothing in between. */
+    for (int64_t m = 183; m <= 210; m++)
         pass_at(&c, at(m, 30));
     o = wait_notify(listener, "incidents_under_test");
     assert_string_equal(json_string_value(json_object_get(o, "event")), "closed");
     assert_string_equal(json_string_value(json_object_get(o, "status")), "closed");
+    assert_int_equal(json_integer_value(json_object_get(o, "revision")), 3);
     json_decref(o);
     db_incidents_free(x, 1);
     PQfinish(listener);
