@@ -407,6 +407,9 @@ struct ana_fault_key {
     uint32_t exception_subcode;  /* si_code, or the access type of an access violation */
     size_t frame_count;          /* return addresses found without symbols and without scanning */
     struct { const char *module; uint64_t offset; } frames[ANA_FAULT_KEY_FRAMES];
+    const char *address_class;   /* memory faults: "NULL", "NEAR_NULL" or "WILD", as the
+                                  * signature's reason names the crash address; "" otherwise
+                                  * (issue 5: without it one key would span two buckets) */
 };
 /* The key of c from its frames as they stand: call it after a walk without symbols, so the
  * endpoint and the service compute it alike. Strings point into c. */

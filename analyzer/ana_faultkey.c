@@ -21,6 +21,8 @@ void ana_fault_key_get(const struct ana_crash *c, struct ana_fault_key *k)
 {
     memset(k, 0, sizeof *k);
     k->module = k->module_version = k->module_build_id = "";
+    const char *cls = ana__address_class(c);
+    k->address_class = cls ? cls : "";
     const struct ana_crash_info *ci = &c->crash_info;
     if (c->bugcheck.present)
         k->exception_code = c->bugcheck.code;
@@ -84,6 +86,13 @@ char *ana_fault_key_format(const struct ana_fault_key *k)
             rc = cm_buf_append(&b, *p == '|' || *p == ',' ? "_" : p, 1, NULL);
         rc = rc ? rc : cm_buf_printf(&b, NULL, "+0x%" PRIx64 "%s", k->frames[i].offset,
                                      i + 1 < k->frame_count ? "," : "");
+    }
+    /* The address class last, and only when there is one, so keys of other crashes read as
+     * they always did. */
+    if (!rc && k->address_class && *k->address_class) {
+        rc = cm_buf_append(&b, "|", 1, NULL);
+        for (const char *p = k->address_class; *p && !rc; p++)
+            rc = cm_buf_append(&b, *p == '|' || *p == ',' ? "_" : p, 1, NULL);
     }
     if (rc) {
         cm_buf_free(&b);

@@ -2,12 +2,14 @@
  * into a capped buffer (the frame's declared size is never trusted), detect the dump kind, and
  * hand it to its reader. Formats: RFC 8878 (zstd frame magic 0xFD2FB528), RFC 1952 (gzip). */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getFrameHeader: stable since 1.3, exported by libzstd.so */
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -45,7 +47,8 @@ const char *ana_kind_name(enum ana_kind k)
     }
 }
 
-/* Room for the next write into out: up to 64 KiB, never past the cap. 0 means the cap is hit. */
+/* Room for the next write into out: what is allocated already, else up to 64 KiB more; never
+ * past the cap. 0 means the cap is hit. */
 static size_t make_room(struct cm_buf *out, struct cm_err *err, enum cm_code *rc)
 {
     size_t left = out->max_bytes - out->len;
@@ -53,9 +56,10 @@ static size_t make_room(struct cm_buf *out, struct cm_err *err, enum cm_code *rc
     if (left == 0)
         return 0;
     size_t want = left < (1 << 16) ? left : (1 << 16);
-    if ((*rc = cm_buf_reserve(out, want, err)))
+    bool have = out->cap_alloc > out->len + 1; /* +1: cm_buf keeps a NUL after the data */
+    if (!have && (*rc = cm_buf_reserve(out, want, err)))
         return 0;
-    size_t room = out->cap_alloc - 1 - out->len; /* -1: cm_buf keeps a NUL after the data */
+    size_t room = out->cap_alloc - 1 - out->len;
     return room < left ? room : left;
 }
 
@@ -67,6 +71,25 @@ static enum cm_code unzstd(const uint8_t *in, size_t in_len, const struct ana_li
     if (!dctx)
         return cm_fail(err, CM_E_NOMEM, "cannot create zstd decoder");
     ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, (int)lim->zstd_window_log_max);
+    /* The frame's declared size, when below the cap, only sizes the first allocation (decoded
+     * in place, no regrowth); the output is still capped and checked as it comes, so a lying
+     * header costs at most one untouched allocation of up to the cap. */
+    /* A frame decoded straight into a buffer of its full size needs no window, so zstd would
+     * not apply windowLogMax to it; check the first frame's window here so the limit holds the
+     * same whatever the frame declares (later frames stream and zstd checks them itself). */
+    ZSTD_frameHeader fh;
+    if (ZSTD_getFrameHeader(&fh, in, in_len) == 0 &&
+        fh.windowSize > (1ull << lim->zstd_window_log_max)) {
+        rc = cm_fail(err, CM_E_LIMIT, "zstd: frame needs a %llu-byte window, over the limit of "
+                                      "%llu (windowLogMax %u)",
+                     (unsigned long long)fh.windowSize, 1ull << lim->zstd_window_log_max,
+                     lim->zstd_window_log_max);
+        goto out;
+    }
+    unsigned long long declared = ZSTD_getFrameContentSize(in, in_len);
+    if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR &&
+        declared < out->max_bytes && (rc = cm_buf_reserve(out, (size_t)declared, err)))
+        goto out;
     ZSTD_inBuffer ib = { in, in_len, 0 };
     size_t ret = 1; /* 0 once a frame is complete and flushed */
     for (;;) {

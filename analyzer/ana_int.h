@@ -161,6 +161,9 @@ enum ana_rule_kind {
     ANA_RULE_SENTINEL,
     ANA_RULE_RUNTIME_MODULE,
 };
+/* The crash address class of a memory fault as the signature's reason names it ("NULL",
+ * "NEAR_NULL", "WILD"), NULL when the reason carries none (ana_signature.c). */
+const char *ana__address_class(const struct ana_crash *c);
 /* The alias target for function in module, or NULL. */
 const char *ana__rules_alias(const struct ana_rules *r, const char *module, const char *function);
 /* What the rules say of a frame (function NULL when it has no symbol); *why is the pattern. */

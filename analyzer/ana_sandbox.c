@@ -162,6 +162,7 @@ static enum cm_code parse_response(const struct cm_buf *b, struct cm_arena *aren
 {
     memset(res, 0, sizeof *res);
     size_t nmod = 0, off = 0;
+    bool retry = false; /* the child could not read the dump and is exiting */
     /* First pass counts modules so the array is sized once. */
     for (size_t o = 0; o < b->len;) {
         const char *line = (const char *)b->data + o;
@@ -199,6 +200,7 @@ static enum cm_code parse_response(const struct cm_buf *b, struct cm_arena *aren
         };
         if (!strcmp(name, "status")) {
             res->ok = !strcmp(v, "ok");
+            retry = !strcmp(v, "retry");
         } else if (!strcmp(name, "module")) {
             if (res->modules && res->module_count < nmod &&
                 parse_module(v, &res->modules[res->module_count]) == CM_E_OK)
@@ -209,6 +211,9 @@ static enum cm_code parse_response(const struct cm_buf *b, struct cm_arena *aren
                     *(const char **)(void *)((char *)res + fields[i].off) = v;
         }
     }
+    if (retry)
+        return cm_fail(err, CM_E_BUSY, "analyzer child could not read the dump: %s",
+                       res->error ? res->error : "no reason given");
     if (!res->ok && !res->error)
         res->error = "CORRUPT: the analyzer child gave no reason";
     if (res->ok && !res->bucket)
@@ -278,7 +283,10 @@ enum cm_code anad_child_analyze(struct anad_child *ch, const char *spool_path, i
                            MAX_RESPONSE_BYTES);
         }
     }
-    return parse_response(&ch->in, arena, res, err);
+    enum cm_code rc = parse_response(&ch->in, arena, res, err);
+    if (rc == CM_E_BUSY)
+        anad_child_stop(ch); /* it exits after a "retry" answer */
+    return rc;
 }
 
 /* ---- child side ---- */
@@ -313,7 +321,13 @@ static void answer(FILE *out, struct anad *d, struct ana_symstore *store,
     struct ana_keys keys;
     enum cm_code rc = ana_load_file(path, &lim, &c, &err);
     if (rc == CM_E_IO || rc == CM_E_NOMEM) {
-        /* Not the dump's fault: let the parent retry (the spool may be on a flaky disk). */
+        /* Not the dump's fault: say why, then exit so the parent retries with a fresh child
+         * (the spool may be on a flaky disk). */
+        char reason[512];
+        snprintf(reason, sizeof reason, "%s: %s", cm_code_name(err.code), err.msg);
+        put_field(out, "status", "retry");
+        put_field(out, "error", reason);
+        fputs("end 0\n\n", out);
         fflush(out);
         _exit(3);
     }
@@ -358,11 +372,24 @@ static void answer(FILE *out, struct anad *d, struct ana_symstore *store,
     ana_crash_free(c);
 }
 
+/* AddressSanitizer reserves terabytes of address space for its shadow memory, so an address-space
+ * limit makes every allocation of a sanitizer build fail: such builds keep the other limits. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASAN_BUILD 1
+#endif
+#endif
+#ifndef ASAN_BUILD
+#define ASAN_BUILD 0
+#endif
+
 static void confine(struct anad *d)
 {
     struct rlimit core = { 0, 0 };
     setrlimit(RLIMIT_CORE, &core);
-    if (d->conf.child_memory_bytes) {
+    if (d->conf.child_memory_bytes && !ASAN_BUILD) {
         struct rlimit as = { d->conf.child_memory_bytes, d->conf.child_memory_bytes };
         setrlimit(RLIMIT_AS, &as);
     }

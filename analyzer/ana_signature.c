@@ -5,6 +5,9 @@
  * one frame; a frame outside every module is "(no module)", its address never in the signature.
  * Every decision is recorded in the trail so a wrong merge can be explained. */
 #include <inttypes.h>
+/* The low-level SHA-256 calls: the one-shot SHA256() of OpenSSL 3 looks up a provider and reads
+ * openssl.cnf on first use, which costs a one-shot stackwalk about a millisecond. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
@@ -96,6 +99,17 @@ static bool is_memory_fault(const struct ana_crash *c)
            strncmp(t, "EXC_BAD_ACCESS", 14) == 0;
 }
 
+/* The address class reason_class() appends for a memory fault ("NULL", "NEAR_NULL", "WILD"),
+ * NULL when it appends none; the fault key carries it too (ana_faultkey.c), so a key never
+ * spans buckets that differ only by it. Keep the two rules equal. */
+const char *ana__address_class(const struct ana_crash *c)
+{
+    const struct ana_crash_info *ci = &c->crash_info;
+    if (c->bugcheck.present || !ci->crashed || !is_memory_fault(c) || !ci->has_address)
+        return NULL;
+    return ci->address == 0 ? "NULL" : ci->address < 0x10000 ? "NEAR_NULL" : "WILD";
+}
+
 /* "SIGSEGV NULL", "EXCEPTION_ACCESS_VIOLATION_READ WILD", "SIGABRT", "PAGE_FAULT_IN_..." */
 static const char *reason_class(struct ana_crash *c)
 {
@@ -119,6 +133,14 @@ static const char *reason_class(struct ana_crash *c)
         return ana__printf(c, "%s", base);
     const char *cls = ci->address == 0 ? "NULL" : ci->address < 0x10000 ? "NEAR_NULL" : "WILD";
     return ana__printf(c, "%s %s", base, cls);
+}
+
+static void sha256(const void *p, size_t n, unsigned char digest[SHA256_DIGEST_LENGTH])
+{
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, p, n);
+    SHA256_Final(digest, &ctx);
 }
 
 static void hex128(const unsigned char *digest, char out[33])
@@ -285,7 +307,7 @@ enum cm_code ana_signature(struct ana_crash *c, const struct ana_rules *r, struc
         return cm_fail(err, CM_E_NOMEM, "cannot store signature");
 
     unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)k->signature, strlen(k->signature), digest);
+    sha256(k->signature, strlen(k->signature), digest);
     hex128(digest, k->bucket);
 
     /* Below the signature: every trusted frame of the stack. */
@@ -299,7 +321,7 @@ enum cm_code ana_signature(struct ana_crash *c, const struct ana_rules *r, struc
         cm_buf_free(&stack);
         return rc;
     }
-    SHA256(stack.data, stack.len, digest);
+    sha256(stack.data, stack.len, digest);
     cm_buf_free(&stack);
     hex128(digest, k->stack_hash);
     return CM_E_OK;

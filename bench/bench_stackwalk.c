@@ -103,7 +103,8 @@ static double mean_of(const double *v, size_t n)
 
 /* Runs family f: cold pass, warm-up, timed passes. Returns false when the store cannot be made. */
 static bool run_family(const struct bench_args *a, const struct bench_family *f,
-                       struct dump_result *res, struct ana_symstore_stats *stats)
+                       struct dump_result *res, struct ana_symstore_stats *stats,
+                       uint64_t *faults)
 {
     struct ana_symstore *store = NULL;
     struct cm_err err;
@@ -114,7 +115,9 @@ static bool run_family(const struct bench_args *a, const struct bench_family *f,
     }
     unsigned warmup = a->warmup ? a->warmup : 1; /* the cold pass is always a warm-up */
     unsigned passes = warmup + a->reps;
-    for (unsigned r = 0; r < passes; r++)
+    for (unsigned r = 0; r < passes; r++) {
+        if (r == warmup)
+            *faults = bench_minflt();
         for (size_t i = f->first; i < f->first + f->count; i++) {
             double ns[T_COUNT];
             if (res[i].rejected)
@@ -131,6 +134,8 @@ static bool run_family(const struct bench_args *a, const struct bench_family *f,
                 for (int k = 0; k < T_COUNT; k++)
                     res[i].ns[k][r - warmup] = ns[k];
         }
+    }
+    *faults = bench_minflt() - *faults;
     *stats = (struct ana_symstore_stats){ 0 };
     if (store)
         ana_symstore_get_stats(store, stats);
@@ -157,7 +162,8 @@ static void dump_medians(const struct bench_args *a, const struct dump_result *r
 }
 
 static void print_family(const struct bench_args *a, const struct bench_family *f,
-                         const struct dump_result *res, const struct ana_symstore_stats *st)
+                         const struct dump_result *res, const struct ana_symstore_stats *st,
+                         uint64_t faults)
 {
     size_t n = 0, over_1ms = 0, frames = 0;
     double cold_sum = 0;
@@ -182,11 +188,13 @@ static void print_family(const struct bench_args *a, const struct bench_family *
     struct bench_stats s;
     bench_stats_of(v[T_WALK], n, &s);
     printf("| %s | %s | %zu | %zu | %.1f | %.2f | **%.3f** | %.3f | %.3f | %.3f | %.3f | %.3f | "
-           "%.3f | %.3f | %zu | %llu / %llu |\n",
+           "%.3f | %.3f | %zu | %.0f | %llu / %llu |\n",
            f->name, f->symbol_dir_count ? "yes" : "none", n, f->count - n,
            n ? (double)frames / (double)n : 0.0, cold_sum / 1e6, s.mean / 1e6, s.median / 1e6,
            s.p90 / 1e6, s.max / 1e6, cpu_mean / 1e6, load_mean / 1e6, analyze_mean / 1e6,
-           json_mean / 1e6, over_1ms, (unsigned long long)st->loads,
+           json_mean / 1e6, over_1ms,
+           n ? (double)faults / (double)a->reps / (double)n : 0.0,
+           (unsigned long long)st->loads,
            (unsigned long long)(st->hits + st->negative_hits));
 out:
     for (int k = 0; k < T_COUNT; k++)
@@ -265,15 +273,16 @@ int main(int argc, char **argv)
         return rc;
     }
     struct ana_symstore_stats *stats = cm_calloc(a.family_count, sizeof *stats);
+    uint64_t *faults = cm_calloc(a.family_count, sizeof *faults);
     struct dump_result *res = cm_calloc(a.dump_count, sizeof *res);
-    if (!res || !stats)
+    if (!res || !stats || !faults)
         goto out;
     for (size_t i = 0; i < a.dump_count; i++)
         for (int k = 0; k < T_COUNT; k++)
             if (!(res[i].ns[k] = cm_calloc(a.reps, sizeof(double))))
                 goto out;
     for (size_t fi = 0; fi < a.family_count; fi++)
-        if (!run_family(&a, &a.families[fi], res, &stats[fi]))
+        if (!run_family(&a, &a.families[fi], res, &stats[fi], &faults[fi]))
             goto out;
     printf("bench_stackwalk: per dump, in one process with a warm symbol cache: ana_load() + "
            "ana_analyze() (\"walk\"), then ana_json_text(); CLOCK_MONOTONIC; cold pass + %u "
@@ -281,10 +290,12 @@ int main(int argc, char **argv)
            a.warmup ? a.warmup - 1 : 0, a.reps);
     printf("| family | symbols | dumps | rejected | frames/dump | cold pass total | "
            "walk mean | walk median | walk p90 | walk max | walk CPU mean | load mean | "
-           "analyze mean | json mean | dumps >= 1 ms | symbol files parsed / cache hits |\n");
-    printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+           "analyze mean | json mean | dumps >= 1 ms | page faults per dump | "
+           "symbol files parsed / cache hits |\n");
+    printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+           "\n");
     for (size_t fi = 0; fi < a.family_count; fi++)
-        print_family(&a, &a.families[fi], res, &stats[fi]);
+        print_family(&a, &a.families[fi], res, &stats[fi], faults[fi]);
     if (a.per_dump)
         print_per_dump(&a, res);
     rc = 0;
@@ -295,6 +306,7 @@ out:
                 cm_free(res[i].ns[k]);
     cm_free(res);
     cm_free(stats);
+    cm_free(faults);
     bench_args_free(&a);
     return rc;
 }

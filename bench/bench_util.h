@@ -53,6 +53,9 @@ uint64_t bench_now_ns(void);
 /* CLOCK_THREAD_CPUTIME_ID in nanoseconds: the calling thread's CPU time, which other processes
  * on a busy machine disturb less than the wall clock. */
 uint64_t bench_cpu_ns(void);
+/* Minor page faults of the process so far (getrusage ru_minflt): memory the kernel had to map
+ * and zero, which the instruction counts do not show. */
+uint64_t bench_minflt(void);
 
 struct bench_stats {
     size_t n;

@@ -18,15 +18,26 @@ bin=$build/bench/bench_readers
 mkdir -p "$out"
 
 # The families, in the order the tables list them (microdumps are text: rejected, still timed).
-set -- --family breakpad "$corpus"/breakpad/testdata/*.dmp \
-  --family elfcores "$corpus"/elfcores/dumps/*.zst \
-  --family windows-kernel "$corpus"/windows-kernel/triage_x64.dmp
-
-cmd="$bin --reps $reps --warmup 2 --per-dump $*"
-echo "$bin --reps $reps --warmup 2 --per-dump --family breakpad CORPUS/breakpad/testdata/*.dmp" \
-  "--family elfcores CORPUS/elfcores/dumps/*.zst" \
-  "--family windows-kernel CORPUS/windows-kernel/triage_x64.dmp" >"$out/readers.cmd"
-$cmd >"$out/readers.txt"
+# Each family runs in a process of its own, so no family's allocations shape another's heap.
+families="breakpad elfcores windows-kernel"
+files_of() {
+  case $1 in
+    breakpad) echo "$corpus/breakpad/testdata/*.dmp" ;;
+    elfcores) echo "$corpus/elfcores/dumps/*.zst" ;;
+    windows-kernel) echo "$corpus/windows-kernel/triage_x64.dmp" ;;
+  esac
+}
+set --
+for fam in $families; do
+  # shellcheck disable=SC2046
+  "$bin" --reps "$reps" --warmup 2 --per-dump --family "$fam" $(files_of "$fam") \
+    >"$out/readers-$fam.txt"
+  set -- "$@" "$out/readers-$fam.txt"
+done
+python3 "$root/bench/report.py" merge "$out/readers.txt" "$@"
+echo "$bin --reps $reps --warmup 2 --per-dump --family FAMILY FILES...  (one process per" \
+  "family: breakpad CORPUS/breakpad/testdata/*.dmp, elfcores CORPUS/elfcores/dumps/*.zst," \
+  "windows-kernel CORPUS/windows-kernel/triage_x64.dmp)" >"$out/readers.cmd"
 awk '/^family\t/ { exit } { print }' "$out/readers.txt"  # the tables, not the per-dump lines
 
 if [ "${CALLGRIND:-1}" != 0 ]; then
@@ -34,16 +45,12 @@ if [ "${CALLGRIND:-1}" != 0 ]; then
   # ana_load and writes one part per call (parts 1..N: warm-up, N+1..2N: counted).
   rm -rf "$out/readers-cg"
   mkdir -p "$out/readers-cg"
-  for fam in breakpad elfcores windows-kernel; do
-    case $fam in
-      breakpad) files="$corpus/breakpad/testdata/*.dmp" ;;
-      elfcores) files="$corpus/elfcores/dumps/*.zst" ;;
-      windows-kernel) files="$corpus/windows-kernel/triage_x64.dmp" ;;
-    esac
-    # shellcheck disable=SC2086
+  for fam in $families; do
+    # shellcheck disable=SC2046
     valgrind --tool=callgrind --toggle-collect=ana_load --dump-after=ana_load \
       --callgrind-out-file="$out/readers-cg/$fam.out" \
-      "$bin" --reps 1 --warmup 1 --family "$fam" $files >/dev/null 2>"$out/readers-cg/$fam.log"
+      "$bin" --reps 1 --warmup 1 --family "$fam" $(files_of "$fam") \
+      >/dev/null 2>"$out/readers-cg/$fam.log"
   done
   echo "valgrind --tool=callgrind --toggle-collect=ana_load --dump-after=ana_load" \
     "--callgrind-out-file=OUT/readers-cg/FAMILY.out $bin --reps 1 --warmup 1 --family FAMILY" \

@@ -5,6 +5,9 @@
   report.py walk-cg OUT      callgrind counts of a warm load + analyze per dump (stackwalk.sh)
   report.py oneshot OUT      hyperfine and callgrind figures of the one-shot runs (stackwalk.sh)
   report.py summary OUT      one table of the headline figures and the targets (bench/run.sh)
+  report.py merge DEST IN... one bench program output from several (one family each): the
+                             first's heading and table header, every table row, then the
+                             per-dump lines under one header
 
 OUT is the folder the scripts write to. Callgrind part files hold a `totals:` line (the Ir
 count of that part) and a `desc: Trigger:` line (what made callgrind write it); hyperfine's JSON
@@ -212,6 +215,10 @@ def oneshot(out):
         print("|---|---:|---:|---:|---:|---:|---:|")
         for t in loop["tools"]:
             s = loop_stats(loop, t)
+            if t == "triagectl":
+                print("| %s | %.1f | %.1f | %d/%d | | | |"
+                      % (t, s["wall_ms"], s["cpu_ms"], s["ok"], s["n"]))
+                continue
             print("| %s | %.1f | %.1f | %d/%d | %.3f | %.3f | %d/%d |"
                   % (t, s["wall_ms"], s["cpu_ms"], s["ok"], s["n"], s["wall_ratio"],
                      s["cpu_ratio"], s["faster"], len(loop["cores"])))
@@ -250,7 +257,10 @@ def md_table(path):
                 continue
             cells = [c.strip().strip("*") for c in line.strip().strip("|").split("|")]
             if header is None:
-                header = cells
+                header, seen = [], {}
+                for c in cells:  # repeated names ("by CPU") get _2, _3...
+                    seen[c] = seen.get(c, 0) + 1
+                    header.append(c if seen[c] == 1 else "%s_%d" % (c, seen[c]))
             elif not set(cells[0]) <= set("-:"):
                 rows.append(dict(zip(header, cells)))
     return rows
@@ -274,9 +284,17 @@ def summary(out):
         row("readers: dumps", "dumps", "%.0f")
         print("| readers: rejected (not dumps) | %s | |"
               % " | ".join(rd[f]["rejected"] if f in rd else "" for f in fams))
-        row("readers: dumps/s (median pass)", "dumps/s", "%.0f")
-        row("readers: MB/s of decompressed bytes", "MB/s decompressed", "%.0f")
-        row("readers: MB/s of input bytes", "MB/s input", "%.1f")
+        def row2(name, col, cpu_col, fmt):
+            print("| %s | %s | |" % (name, " | ".join(
+                (fmt + " (" + fmt + ")") % (lead(rd[f][cpu_col]), lead(rd[f][col]))
+                if f in rd else "" for f in fams)))
+        row2("readers: dumps/s by CPU time (wall, median pass)", "dumps/s", "dumps/s by CPU",
+             "%.0f")
+        row2("readers: MB/s of decompressed bytes by CPU time (wall)", "MB/s decompressed",
+             "by CPU", "%.0f")
+        row2("readers: MB/s of input bytes by CPU time (wall)", "MB/s input", "by CPU_2",
+             "%.1f")
+        row("readers: minor page faults per load", "page faults per dump", "%.0f")
     rows = per_dump_rows(os.path.join(out, "readers.txt")) if rd else []
     cells = []
     for fam in fams:
@@ -292,17 +310,29 @@ def summary(out):
         worst = max(lead(r["walk max"]) for r in wk.values())
         over = sum(int(lead(r["dumps >= 1 ms"])) for r in wk.values())
         for col, name, target in (
-                ("walk mean", "warm stackwalk: ms per dump, mean", "< 1 ms per dump"),
+                ("walk mean", "warm stackwalk (load + analyze): ms per dump, mean",
+                 "< 1 ms per dump"),
                 ("walk median", "warm stackwalk: ms per dump, median", ""),
                 ("walk max", "warm stackwalk: ms, slowest dump",
                  "**%s** (slowest %.3f ms, %d dumps >= 1 ms)"
                  % ("met" if worst < 1 and over == 0 else "NOT met", worst, over)),
                 ("load mean", "warm: of which ana_load, ms mean", ""),
                 ("analyze mean", "warm: of which ana_analyze, ms mean", ""),
-                ("json mean", "warm: then ana_json_text, ms mean", "")):
+                ("json mean", "warm: then ana_json_text, ms mean", ""),
+                ("page faults per dump", "warm: minor page faults per dump", "")):
+            fmt = "%.0f" if "faults" in col else "%.3f"
             print("| %s | %s | %s |" % (name, " | ".join(
-                "%.3f" % lead(wk[f][col]) if f in wk else "" for f in fams), target))
+                fmt % lead(wk[f][col]) if f in wk else "" for f in fams), target))
     wrows = per_dump_rows(os.path.join(out, "stackwalk-warm.txt")) if wk else []
+    if wrows:
+        cells, over = [], 0
+        for fam in fams:
+            t = [(float(r["walk_us"]) + float(r["json_us"])) / 1e3 for r in wrows
+                 if r["family"] == fam and r.get("frames") != "rejected"]
+            over += sum(1 for x in t if x >= 1)
+            cells.append("%.3f (%.3f)" % (statistics.mean(t), max(t)) if t else "")
+        print("| warm walk + JSON: ms per dump, mean (slowest) | %s | %d dumps >= 1 ms with "
+              "JSON |" % (" | ".join(cells), over))
     cells = []
     for fam in fams:
         walked = [r for r in wrows if r["family"] == fam and r.get("frames") != "rejected"]
@@ -361,11 +391,45 @@ def summary(out):
               % (len(rs), geomean(rs), "met" if geomean(rs) <= 1 else "NOT met"))
 
 
+def merge(dest, inputs):
+    head, rows, tsv_head, tsv = [], [], None, []
+    for i, path in enumerate(inputs):
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        in_table = False
+        for line in lines:
+            if line.startswith("family\t"):
+                tsv_head = line
+                in_table = None
+            elif in_table is None:
+                if line:
+                    tsv.append(line)
+            elif line.startswith("|"):
+                if in_table is False:
+                    in_table = 0
+                if in_table < 2:  # header and separator
+                    if i == 0:
+                        head.append(line)
+                    in_table += 1
+                else:
+                    rows.append(line)
+            elif i == 0 and in_table is False:
+                head.append(line)
+    with open(dest, "w", encoding="utf-8") as f:
+        f.write("\n".join(head + rows) + "\n")
+        if tsv_head:
+            f.write("\n" + "\n".join([tsv_head] + tsv) + "\n")
+
+
 def main(argv):
     cmds = {"readers-cg": readers_cg, "walk-cg": walk_cg, "oneshot": oneshot,
             "summary": summary}
+    if len(argv) >= 4 and argv[1] == "merge":
+        merge(argv[2], argv[3:])
+        return 0
     if len(argv) != 3 or argv[1] not in cmds:
-        sys.stderr.write("usage: report.py {readers-cg|walk-cg|oneshot|summary} OUT\n")
+        sys.stderr.write("usage: report.py {readers-cg|walk-cg|oneshot|summary} OUT\n"
+                         "       report.py merge DEST IN...\n")
         return 2
     cmds[argv[1]](argv[2])
     return 0

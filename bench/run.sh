@@ -4,7 +4,7 @@
 # and bench/stackwalk.sh, and prints one Markdown report to paste into an issue note: the
 # machine, the summary table with the targets, every detailed table, and the command lines.
 # The environment knobs of readers.sh and stackwalk.sh apply (CORPUS, OUT, READER_REPS,
-# WALK_REPS, HF_RUNS, LOOP_RUNS, CALLGRIND, ONESHOT). Takes about 10 minutes.
+# WALK_REPS, HF_RUNS, LOOP_RUNS, CALLGRIND, ONESHOT). Takes 5 to 10 minutes.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${BUILD:-$root/build-bench}}
@@ -30,11 +30,12 @@ dirty=$(git -C "$root" status --porcelain 2>/dev/null | grep -c . || true)
 {
   echo "## bench/run.sh"
   echo
+  eu_version=$(eu-stack --version | awk 'NR == 1 { print $NF }')
+  gdb_version=$(gdb --version | awk 'NR == 1 { print $NF }')
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit (+$dirty files changed in the tree)," \
     "$(nproc) CPUs ($cpu), $(uname -sr), load average $load_before before, $load_after after;" \
-    "build $(basename "$build") (RelWithDebInfo); eu-stack $(eu-stack --version | awk 'NR == 1 { print $NF }')," \
-    "gdb $(gdb --version | awk 'NR == 1 { print $NF }'), $(hyperfine --version)," \
-    "$(valgrind --version)."
+    "build $(basename "$build") (RelWithDebInfo); eu-stack $eu_version, gdb $gdb_version," \
+    "$(hyperfine --version), $(valgrind --version)."
   echo
   echo "### Summary"
   echo

@@ -40,29 +40,40 @@ unset DEBUGINFOD_URLS || true  # no tool may fetch symbols from the network
 mkdir -p "$out"
 
 # ---- (a) warm ----
-"$bench" --reps "$reps" --warmup 2 --per-dump \
-  --family breakpad --symbols "$bp_syms" "$corpus"/breakpad/testdata/*.dmp \
-  --family elfcores --symbols "$ec_syms" "$corpus"/elfcores/dumps/*.zst \
-  --family windows-kernel "$corpus"/windows-kernel/triage_x64.dmp \
-  >"$out/stackwalk-warm.txt" 2>"$out/stackwalk-warm.log"
-echo "$bench --reps $reps --warmup 2 --per-dump" \
-  "--family breakpad --symbols CORPUS/breakpad/testdata/symbols CORPUS/breakpad/testdata/*.dmp" \
-  "--family elfcores --symbols CORPUS/elfcores/symbols CORPUS/elfcores/dumps/*.zst" \
-  "--family windows-kernel CORPUS/windows-kernel/triage_x64.dmp" >"$out/stackwalk.cmd"
+# Each family in a process of its own, so no family's allocations shape another's heap.
+families="breakpad elfcores windows-kernel"
+args_fam() {  # the --symbols and files of family $1, one per line
+  case $1 in
+    breakpad) printf '%s\n' --symbols "$bp_syms" "$corpus"/breakpad/testdata/*.dmp ;;
+    elfcores) printf '%s\n' --symbols "$ec_syms" "$corpus"/elfcores/dumps/*.zst ;;
+    windows-kernel) printf '%s\n' "$corpus"/windows-kernel/triage_x64.dmp ;;
+  esac
+}
+: >"$out/stackwalk-warm.log"
+set --
+for fam in $families; do
+  # shellcheck disable=SC2046
+  "$bench" --reps "$reps" --warmup 2 --per-dump --family "$fam" $(args_fam "$fam") \
+    >"$out/stackwalk-warm-$fam.txt" 2>>"$out/stackwalk-warm.log"
+  set -- "$@" "$out/stackwalk-warm-$fam.txt"
+done
+python3 "$root/bench/report.py" merge "$out/stackwalk-warm.txt" "$@"
+echo "$bench --reps $reps --warmup 2 --per-dump --family FAMILY [--symbols STORE] FILES..." \
+  "(one process per family: breakpad --symbols CORPUS/breakpad/testdata/symbols" \
+  "CORPUS/breakpad/testdata/*.dmp, elfcores --symbols CORPUS/elfcores/symbols" \
+  "CORPUS/elfcores/dumps/*.zst, windows-kernel CORPUS/windows-kernel/triage_x64.dmp)" \
+  >"$out/stackwalk.cmd"
 awk '/^family\t/ { exit } { print }' "$out/stackwalk-warm.txt"
 
 if [ "${CALLGRIND:-1}" != 0 ]; then
   rm -rf "$out/stackwalk-cg"
   mkdir -p "$out/stackwalk-cg"
-  for fam in breakpad elfcores windows-kernel; do
-    case $fam in
-      breakpad) set -- --symbols "$bp_syms" "$corpus"/breakpad/testdata/*.dmp ;;
-      elfcores) set -- --symbols "$ec_syms" "$corpus"/elfcores/dumps/*.zst ;;
-      windows-kernel) set -- "$corpus"/windows-kernel/triage_x64.dmp ;;
-    esac
+  for fam in $families; do
+    # shellcheck disable=SC2046
     valgrind --tool=callgrind --collect-atstart=no \
       --callgrind-out-file="$out/stackwalk-cg/$fam.out" \
-      "$bench" --reps 1 --warmup 1 --family "$fam" "$@" >/dev/null 2>"$out/stackwalk-cg/$fam.log"
+      "$bench" --reps 1 --warmup 1 --family "$fam" $(args_fam "$fam") \
+      >/dev/null 2>"$out/stackwalk-cg/$fam.log"
   done
   echo "valgrind --tool=callgrind --collect-atstart=no" \
     "--callgrind-out-file=OUT/stackwalk-cg/FAMILY.out $bench --reps 1 --warmup 1" \
@@ -75,7 +86,7 @@ fi
 # ---- (b) one-shot ----
 d=$out/oneshot
 mkdir -p "$d/cores" "$d/solib" "$d/outputs"
-rm -f "$d"/hf-*.json "$d/sample.tsv"
+rm -f "$d"/hf-*.json "$d/sample.tsv" "$d/hyperfine.log"
 : >"$d/args.tsv"
 : >"$d/cores.list"
 # Decompressed once; the page cache keeps them warm for every tool alike.
@@ -147,15 +158,17 @@ if command -v strace >/dev/null; then
   IFS="$(printf '\t')" read -r core exe sol <"$d/args.tsv"
   : >"$d/paths.txt"
   for tool in triagectl eu gdb; do
-    eval "strace -f -e trace=open,openat -o $d/strace-$tool.txt $(cmd_$tool "$core" "$exe" "$sol")" \
-      </dev/null >/dev/null 2>&1 || true
-    echo "$tool: files opened outside the store, the core and the tool's own libraries:" \
-      >>"$d/paths.txt"
-    grep -v ENOENT "$d/strace-$tool.txt" | grep -o '"[^"]*"' | tr -d '"' | sort -u |
+    eval "strace -f -e trace=open,openat -o $d/strace-$tool.txt" \
+      "$(cmd_$tool "$core" "$exe" "$sol")" </dev/null >/dev/null 2>&1 || true
+    echo "$tool: files opened outside the store and the core (not counting the shared" \
+      "libraries the dynamic loader maps, locale data, and gdb's own Python):" >>"$d/paths.txt"
+    # The loader opens a program's libraries with O_CLOEXEC; a debugger opening a module of the
+    # core does not, so a library opened without it is listed.
+    grep -v ENOENT "$d/strace-$tool.txt" |
+      awk -F'"' '/open/ && !($2 ~ /\.so[.0-9]*$/ && /O_CLOEXEC/) { print $2 }' | sort -u |
       grep -v -e "^$ec_syms" -e "^$d" -e '^/proc' -e '^/sys' -e '^/dev' -e '^/etc' \
         -e '^/usr/lib/locale' -e '^/usr/share' -e '/gconv/' -e '/lib/terminfo' -e '^$' \
-        -e '^/usr/lib/x86_64-linux-gnu/lib[^/]*\.so[.0-9]*$' \
-        -e '^/lib/x86_64-linux-gnu/lib[^/]*\.so[.0-9]*$' |
+        -e '^/usr/lib/python3' -e '^/usr/local/lib/python3' |
       sed 's/^/  /' >>"$d/paths.txt" || true
     echo "  (under /usr/lib/debug: $(grep -v ENOENT "$d/strace-$tool.txt" |
       grep -c '"/usr/lib/debug' || true) opens)" >>"$d/paths.txt"
@@ -182,7 +195,7 @@ while IFS="$(printf '\t')" read -r id label; do
   hyperfine -N -i --style none --warmup 2 --runs "$hf_runs" --export-json "$d/hf-$id.json" \
     -n triagectl "$(cmd_triagectl "$core")" -n lean "$(cmd_lean "$core")" \
     -n eu-stack "$(cmd_eu "$core")" -n gdb "$(cmd_gdb "$core" "$exe" "$sol")" \
-    </dev/null >/dev/null
+    </dev/null >/dev/null 2>>"$d/hyperfine.log"
 done <"$d/sample.tsv"
 echo "hyperfine -N -i --warmup 2 --runs $hf_runs --export-json OUT/oneshot/hf-CORE.json" \
   "-n triagectl ... -n lean ... -n eu-stack ... -n gdb ...  (per sample core)" \

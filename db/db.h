@@ -563,10 +563,17 @@ struct db_hint_reply {
 };
 
 /* Decides and records one hint in one transaction (triage_hint). Idempotent by idempotency key:
- * a retried hint gets the first answer and counts nothing. Every decision is added to
- * collection_decisions by reason, product, version and fault module. */
+ * a retried hint gets the first answer and counts nothing twice. Every decision is added to
+ * collection_decisions by reason, product, version and fault module. A counted crash reaches
+ * its bucket and rollups through db_hint_rollup(). */
 enum cm_code db_hint_record(struct db_conn *db, const struct db_hint *h, struct db_hint_reply *out,
                             struct cm_err *err);
+
+/* Adds up to limit crashes counted from hints to their buckets and rollups (they are recorded
+ * at once, and added in ordered batches like analysis results, so a flood of one-row hint
+ * transactions never contends for the shared bucket and rollup rows). *added gets how many;
+ * call again while it equals limit. Safe to call from many processes at once. */
+enum cm_code db_hint_rollup(struct db_conn *db, size_t limit, size_t *added, struct cm_err *err);
 
 /* The dump of a crash recorded from its hint. */
 struct db_hint_dump {

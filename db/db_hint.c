@@ -1,10 +1,12 @@
 /* db_hint.c -- progressive collection in the database (migration 0010_hints.sql, described in
  * docs/progressive-collection.md): one statement decides and records a hint (triage_hint), one
+ * adds counted hints to their buckets and rollups in batches (triage_hint_rollup), one
  * attaches a later dump to a crash counted from its hint (triage_hint_attach), one takes a
  * responder's request for dumps (triage_want), and one reads the decision counts. The logic lives
  * in the SQL functions so each call is a single round trip and a single transaction. */
 #include "db/db_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "common/cm_alloc.h"
@@ -25,6 +27,13 @@ static const struct db__stmt st_attach = {
     "hint_attach",
     "SELECT triage_hint_attach($1, $2::uuid, $3, $4::bigint, $5, $6, $7::integer)",
     7,
+};
+
+/* $1 limit */
+static const struct db__stmt st_rollup = {
+    "hint_rollup",
+    "SELECT triage_hint_rollup($1::integer)",
+    1,
 };
 
 /* $1 project $2 bucket $3 n */
@@ -127,6 +136,20 @@ enum cm_code db_hint_record(struct db_conn *db, const struct db_hint *h, struct 
 out:
     PQclear(res);
     db__args_free(&a);
+    return rc;
+}
+
+enum cm_code db_hint_rollup(struct db_conn *db, size_t limit, size_t *added, struct cm_err *err)
+{
+    *added = 0;
+    char v[24];
+    snprintf(v, sizeof v, "%zu", limit ? (limit > 100000 ? 100000 : limit) : 1000);
+    const char *args[] = { v };
+    PGresult *res = NULL;
+    enum cm_code rc = db__exec(db, &st_rollup, args, &res, "hint rollup", err);
+    if (!rc && PQntuples(res) == 1)
+        *added = (size_t)db__get_i64(res, 0, 0);
+    PQclear(res);
     return rc;
 }
 

@@ -38,6 +38,7 @@ enum cm_code ing__client_hint_body(const uint8_t *dump, size_t n, size_t max_dum
         .exception_subcode = k.exception_subcode,
         .frames = frames,
         .frame_count = k.frame_count,
+        .address_class = k.address_class,
     };
     for (size_t i = 0; i < k.frame_count && i < ANA_FAULT_KEY_FRAMES; i++)
         frames[i] = (struct proto_module_offset){ k.frames[i].module, k.frames[i].offset };

@@ -119,6 +119,10 @@ static bool build(struct ing_server *s, struct cm_arena *a, const struct proto_h
                 conf->max_string_bytes);
         return false;
     }
+    if (!clean(a, pk->address_class, 64, &k.address_class)) {
+        cm_fail(err, CM_E_LIMIT, "hint: address class too long");
+        return false;
+    }
     k.offset = pk->offset;
     k.exception_code = pk->exception_code;
     k.exception_subcode = pk->exception_subcode;
@@ -208,9 +212,8 @@ void ing__hint_handle(struct ing_server *s, struct cm_arena *a, bool gzip, bool 
         goto out;
     }
     struct ing_hint_decision d = { .want_dump = true };
-    enum ing_hint_reason why = ING_HR_DISABLED;
+    enum ing_hint_reason why = conf->hints ? ING_HR_DEGRADED : ING_HR_DISABLED;
     if (conf->hints && s->has_rec && s->rec.hint) {
-        why = ING_HR_DEGRADED;
         struct cm_err rerr = { 0 };
         if (atomic_load(&s->db_up) && s->rec.hint(s->rec.ctx, &h, &d, &rerr) == CM_E_OK) {
             why = d.duplicate ? ING_HR_DUPLICATE : reason_of(d.reason);

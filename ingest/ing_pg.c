@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/cm_alloc.h"
 #include "common/cm_log.h"
@@ -18,6 +19,8 @@
 
 struct ing_pg {
     char *conninfo;
+    atomic_flag rolling;         /* one thread adds counted hints to the rollups at a time */
+    _Atomic int64_t last_roll_ms;
     struct db_options opt;
     int64_t backlog_limit;
     pthread_mutex_t mu;
@@ -43,6 +46,7 @@ enum cm_code ing_pg_open(const char *conninfo, const struct ing_conf *conf, stru
     pg->opt.connect_timeout_s = ms >= 2000 ? ms / 1000 : 2; /* libpq's minimum is 2 s */
     pg->opt.application_name = "triage-ingest";
     pg->backlog_limit = (int64_t)conf->queue_high_water + 1;
+    atomic_flag_clear(&pg->rolling);
     pthread_mutex_init(&pg->mu, NULL);
     *out = pg;
     return CM_E_OK;
@@ -165,12 +169,39 @@ out:
     return rc;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Adds the counted hints to their buckets and rollups (db_hint_rollup) on db, unless another
+ * thread is at it or did it less than every_ms ago. Failures are left for the next call. */
+static void roll(struct ing_pg *pg, struct db_conn *db, int64_t every_ms)
+{
+    int64_t now = mono_ms();
+    if (now - atomic_load(&pg->last_roll_ms) < every_ms || atomic_flag_test_and_set(&pg->rolling))
+        return;
+    size_t added = 0;
+    struct cm_err err = { 0 };
+    for (int i = 0; i < 100; i++) /* at most 100 batches here; the rest next time */
+        if (db_hint_rollup(db, 2000, &added, &err) || added < 2000)
+            break;
+    if (err.code)
+        cm_log(CM_LOG_WARN, "counted hints not yet added to the rollups: %s", err.msg);
+    atomic_store(&pg->last_roll_ms, mono_ms());
+    atomic_flag_clear(&pg->rolling);
+}
+
 static enum cm_code queue_depth(void *ctx, uint64_t *jobs, struct cm_err *err)
 {
     struct ing_pg *pg = ctx;
     struct db_conn *db = NULL;
     int64_t n = 0;
     enum cm_code rc = take(pg, &db, err);
+    if (!rc) /* the drainer calls this every drain_interval_ms: the tail of the counted hints */
+        roll(pg, db, 0);
     if (!rc)
         rc = db_queue_backlog(db, pg->backlog_limit, &n, err);
     give(pg, db);
@@ -220,6 +251,8 @@ static enum cm_code hint(void *ctx, const struct ing_hint *h, struct ing_hint_de
     struct db_hint_reply r;
     if ((rc = db_hint_record(db, &dh, &r, err)))
         goto out;
+    if (r.counted && !r.duplicate)
+        roll(pg, db, 50); /* under a flood, every 50 ms in one batch */
     memcpy(d->crash_id, r.crash_id, sizeof d->crash_id);
     d->counted = r.counted;
     d->want_dump = r.want_dump;

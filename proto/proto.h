@@ -127,6 +127,7 @@ struct proto_fault_key {
     uint32_t exception_subcode;
     const struct proto_module_offset *frames;
     size_t frame_count;
+    const char *address_class; /* "NULL", "NEAR_NULL", "WILD" or "" (NULL on encode: "") */
 };
 
 /* CrashHint. */

@@ -363,7 +363,9 @@ enum cm_code proto_decode_hint(const uint8_t *body, size_t len, const struct pro
     fk->offset = pf ? pf->offset : 0;
     fk->exception_code = pf ? pf->exception_code : 0;
     fk->exception_subcode = pf ? pf->exception_subcode : 0;
-    if ((rc = check_str(&fk->module, lim->max_string_bytes, "FaultKey.module", err)) ||
+    fk->address_class = pf ? pf->address_class : "";
+    if ((rc = check_str(&fk->address_class, 64, "FaultKey.address_class", err)) ||
+        (rc = check_str(&fk->module, lim->max_string_bytes, "FaultKey.module", err)) ||
         (rc = check_str(&fk->module_version, lim->max_string_bytes, "FaultKey.module_version",
                         err)) ||
         (rc = check_str(&fk->module_build_id, lim->max_string_bytes, "FaultKey.module_build_id",
@@ -597,6 +599,7 @@ enum cm_code proto_encode_hint(const struct proto_hint *h, struct cm_buf *out, s
     fk.offset = k->offset;
     fk.exception_code = k->exception_code;
     fk.exception_subcode = k->exception_subcode;
+    fk.address_class = s_(k->address_class);
     if (k->frame_count) {
         frames = cm_calloc(k->frame_count, sizeof *frames);
         frame_ptrs = cm_calloc(k->frame_count, sizeof *frame_ptrs);

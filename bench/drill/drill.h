@@ -44,6 +44,7 @@ struct drill_conf {
     int64_t rollout_ms;           /* the faulty build reaches the affected hosts over this;
                                    * default 10 min */
     int64_t loop_interval_ms;     /* between two crashes of a boot loop; default 90 s */
+    size_t max_loops;             /* crashes of one host at most; default 10 */
 };
 
 /* Fills c with the defaults above. */

@@ -36,6 +36,7 @@ void drill_conf_default(struct drill_conf *c)
         .after_ms = 10 * 60000LL,
         .rollout_ms = 10 * 60000LL,
         .loop_interval_ms = 90000,
+        .max_loops = 10,
     };
 }
 
@@ -87,8 +88,9 @@ enum cm_code drill_schedule(const struct drill_conf *c, int64_t t0_ms, struct dr
 {
     *out = NULL;
     *count = 0;
-    if (!c->hosts || c->hosts > UINT32_MAX || !c->stacks || c->stacks > 4096)
-        return cm_fail(err, CM_E_USAGE, "drill: hosts 1..2^32-1 and stacks 1..4096");
+    if (!c->hosts || c->hosts > UINT32_MAX || !c->stacks || c->stacks > 4096 || !c->max_loops ||
+        c->max_loops > 256)
+        return cm_fail(err, CM_E_USAGE, "drill: hosts 1..2^32-1, stacks 1..4096, loops 1..256");
     int64_t from = t0_ms - c->history_ms - c->live_ms, to = t0_ms + c->after_ms;
     double span_days = (double)(to - from) / (double)DAY_MS;
     size_t base = (size_t)llround((double)c->hosts * c->baseline_per_host_day * span_days);
@@ -99,7 +101,7 @@ enum cm_code drill_schedule(const struct drill_conf *c, int64_t t0_ms, struct dr
             double u = unit(key3(c->seed, 3, h));
             double p = 1.0 / (c->loop_mean < 1 ? 1 : c->loop_mean); /* geometric, mean 1/p */
             size_t loops = 1 + (size_t)floor(log(1.0 - u) / log(1.0 - p + 1e-12));
-            event += loops > 64 ? 64 : loops;
+            event += loops > c->max_loops ? c->max_loops : loops;
         }
     size_t n = base + event;
     struct drill_crash *k = cm_calloc(n ? n : 1, sizeof *k);
@@ -122,8 +124,8 @@ enum cm_code drill_schedule(const struct drill_conf *c, int64_t t0_ms, struct dr
         double u = unit(key3(c->seed, 3, h));
         double p = 1.0 / (c->loop_mean < 1 ? 1 : c->loop_mean);
         size_t loops = 1 + (size_t)floor(log(1.0 - u) / log(1.0 - p + 1e-12));
-        if (loops > 64)
-            loops = 64;
+        if (loops > c->max_loops)
+            loops = c->max_loops;
         /* The update reaches hosts ever faster, then the last stragglers (a logistic-like
          * rollout): the square root spreads early arrivals thin. */
         int64_t onset = t0_ms + (int64_t)(sqrt(unit(key3(c->seed, 5, h))) * (double)c->rollout_ms);

@@ -13,6 +13,11 @@
 -- ---- crashes counted from hints ----
 
 ALTER TABLE crashes ADD COLUMN hint_counted boolean NOT NULL DEFAULT false;
+-- Counted from its hint but not yet added to the bucket and rollups: triage_hint_rollup() adds
+-- such crashes in ordered batches, as db_result_write adds analyzed ones, so the one-row hint
+-- transactions never take the bucket and rollup rows that a flood of hints all share.
+ALTER TABLE crashes ADD COLUMN hint_pending boolean NOT NULL DEFAULT false;
+CREATE INDEX crashes_hint_pending ON crashes (received_at) WHERE hint_pending;
 -- The hint's decision: first_k, sampled, requested (dump wanted) or counted (not wanted).
 ALTER TABLE crashes ADD COLUMN hint_reason text;
 
@@ -158,7 +163,6 @@ DECLARE
     m       fault_key_buckets;
     seen    bigint;
     wanted  bigint;
-    fresh   boolean := false;
     prev    record;
     host    text := nullif(p_host, '');
 BEGIN
@@ -192,12 +196,6 @@ BEGIN
         END IF;
     END IF;
 
-    -- The policy counters of the key for today.
-    INSERT INTO hint_daily AS h (project, fault_key, day, hints)
-    VALUES (p_project, p_fault_key, today, 1)
-    ON CONFLICT (project, fault_key, day) DO UPDATE SET hints = h.hints + 1
-    RETURNING h.hints, h.dumps_wanted INTO seen, wanted;
-
     IF reason IS NULL THEN
         SELECT count(*) INTO nb FROM (
             SELECT 1 FROM fault_key_buckets f
@@ -211,8 +209,10 @@ BEGIN
     END IF;
 
     IF reason IS NOT NULL THEN  -- the dump is needed; nothing is recorded until it comes
-        UPDATE hint_daily h SET dumps_wanted = h.dumps_wanted + 1
-        WHERE h.project = p_project AND h.fault_key = p_fault_key AND h.day = today;
+        INSERT INTO hint_daily AS h (project, fault_key, day, hints, dumps_wanted)
+        VALUES (p_project, p_fault_key, today, 1, 1)
+        ON CONFLICT (project, fault_key, day) DO UPDATE
+            SET hints = h.hints + 1, dumps_wanted = h.dumps_wanted + 1;
         INSERT INTO collection_decisions AS d (project, day, reason, product, version,
                                                fault_module, fault_module_version, crashes)
         VALUES (p_project, today, reason, coalesce(p_product, ''), coalesce(p_version, ''),
@@ -225,7 +225,32 @@ BEGIN
     SELECT * INTO m FROM fault_key_buckets f
     WHERE f.project = p_project AND f.fault_key = p_fault_key AND f.crash_count > 0;
 
-    -- Is the dump wanted anyway?
+    -- Record the crash's identity first, deduplicated by its idempotency key (a racing twin
+    -- waits here, and then gets the first one's answer).
+    INSERT INTO crash_keys (project, crash_id, received_at, idempotency_key, host_id)
+    VALUES (p_project, p_crash_id, recv, p_idem, host)
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT r.* INTO crash_id, counted, want_dump, reason, bucket_key, duplicate
+        FROM triage_hint(p_project, p_crash_id, p_idem, p_host, p_product, p_version, p_channel,
+                         p_build_id, p_os, p_os_version, p_cpu_arch, p_crash_ms, p_annotations,
+                         p_fault_key, p_key_module, p_key_version, p_dump_format, p_clamp_ms,
+                         p_first_k, p_sample_m) r;
+        RETURN;
+    END IF;
+
+    clamped := p_crash_ms IS NOT NULL AND triage_ts(p_crash_ms) NOT BETWEEN
+               recv - p_clamp_ms * interval '1 millisecond' AND recv;
+    ev := CASE WHEN p_crash_ms IS NULL THEN recv
+               ELSE least(recv, greatest(triage_ts(p_crash_ms),
+                                         recv - p_clamp_ms * interval '1 millisecond')) END;
+
+    -- The bucket and rollups are added by triage_hint_rollup() (hint_pending), moments later.
+    -- The policy: is the dump wanted anyway?
+    INSERT INTO hint_daily AS h (project, fault_key, day, hints)
+    VALUES (p_project, p_fault_key, today, 1)
+    ON CONFLICT (project, fault_key, day) DO UPDATE SET hints = h.hints + 1
+    RETURNING h.hints, h.dumps_wanted INTO seen, wanted;
     UPDATE bucket_wants w SET remaining = w.remaining - 1
     WHERE w.project = p_project AND w.bucket_key = m.bucket_key AND w.remaining > 0;
     IF FOUND THEN
@@ -243,73 +268,16 @@ BEGIN
         WHERE h.project = p_project AND h.fault_key = p_fault_key AND h.day = today;
     END IF;
 
-    -- Record the crash, deduplicated by its idempotency key (a racing twin waits here).
-    INSERT INTO crash_keys (project, crash_id, received_at, idempotency_key, host_id)
-    VALUES (p_project, p_crash_id, recv, p_idem, host)
-    ON CONFLICT DO NOTHING;
-    IF NOT FOUND THEN  -- a concurrent hint or upload of the same crash won: answer as it did
-        UPDATE hint_daily h SET hints = h.hints - 1,
-            dumps_wanted = h.dumps_wanted - CASE WHEN want_dump THEN 1 ELSE 0 END
-        WHERE h.project = p_project AND h.fault_key = p_fault_key AND h.day = today;
-        IF reason = 'requested' THEN
-            UPDATE bucket_wants w SET remaining = w.remaining + 1
-            WHERE w.project = p_project AND w.bucket_key = m.bucket_key;
-        END IF;
-        SELECT r.* INTO crash_id, counted, want_dump, reason, bucket_key, duplicate
-        FROM triage_hint(p_project, p_crash_id, p_idem, p_host, p_product, p_version, p_channel,
-                         p_build_id, p_os, p_os_version, p_cpu_arch, p_crash_ms, p_annotations,
-                         p_fault_key, p_key_module, p_key_version, p_dump_format, p_clamp_ms,
-                         p_first_k, p_sample_m) r;
-        RETURN;
-    END IF;
-
-    clamped := p_crash_ms IS NOT NULL AND triage_ts(p_crash_ms) NOT BETWEEN
-               recv - p_clamp_ms * interval '1 millisecond' AND recv;
-    ev := CASE WHEN p_crash_ms IS NULL THEN recv
-               ELSE least(recv, greatest(triage_ts(p_crash_ms),
-                                         recv - p_clamp_ms * interval '1 millisecond')) END;
     INSERT INTO crashes (project, crash_id, received_at, source, idempotency_key, host_id,
                          product, version, channel, build_id, os, os_version, cpu_arch,
                          crash_time, event_at, event_clamped, annotations, dump_format, status,
                          signature, bucket_key, crash_kind, fault_module, fault_module_version,
-                         fault_key, hint_counted, hint_reason)
+                         fault_key, hint_counted, hint_pending, hint_reason)
     VALUES (p_project, p_crash_id, recv, 'hint', p_idem, host, p_product, p_version, p_channel,
             p_build_id, p_os, p_os_version, p_cpu_arch, triage_ts(p_crash_ms), ev, clamped,
             coalesce(p_annotations, '{}'), p_dump_format, 'done', m.signature, m.bucket_key,
-            m.crash_kind, m.fault_module, m.fault_module_version, p_fault_key, true, reason);
-
-    -- Count it exactly as db_result_write counts an analyzed crash, table by table in the same
-    -- order (hosts, bucket minute, module minute, bucket), so the two never deadlock.
-    IF host IS NOT NULL THEN
-        INSERT INTO bucket_hosts AS h (project, bucket_key, host_id, crash_count, first_seen,
-                                       last_seen)
-        VALUES (p_project, m.bucket_key, host, 1, ev, ev)
-        ON CONFLICT (project, bucket_key, host_id) DO UPDATE SET
-            crash_count = h.crash_count + 1, first_seen = least(h.first_seen, excluded.first_seen),
-            last_seen = greatest(h.last_seen, excluded.last_seen)
-        RETURNING (h.xmax = 0) INTO fresh;
-    END IF;
-    INSERT INTO bucket_rollup_minute AS r (project, bucket_key, minute, crash_count, hosts)
-    VALUES (p_project, m.bucket_key, date_trunc('minute', ev), 1, triage_hll_of(ARRAY[host]))
-    ON CONFLICT (project, bucket_key, minute) DO UPDATE SET
-        crash_count = r.crash_count + 1, hosts = triage_hll_union(r.hosts, excluded.hosts);
-    IF m.fault_module IS NOT NULL THEN
-        INSERT INTO module_rollup_minute AS r (project, fault_module, fault_module_version,
-                                               minute, crash_count, hosts)
-        VALUES (p_project, m.fault_module, coalesce(m.fault_module_version, ''),
-                date_trunc('minute', ev), 1, triage_hll_of(ARRAY[host]))
-        ON CONFLICT (project, fault_module, fault_module_version, minute) DO UPDATE SET
-            crash_count = r.crash_count + 1, hosts = triage_hll_union(r.hosts, excluded.hosts);
-    END IF;
-    INSERT INTO buckets AS b (project, bucket_key, signature, crash_kind, fault_module,
-                              fault_module_version, crash_count, host_count, first_seen,
-                              last_seen)
-    VALUES (p_project, m.bucket_key, coalesce(m.signature, ''), m.crash_kind, m.fault_module,
-            m.fault_module_version, 1, CASE WHEN fresh THEN 1 ELSE 0 END, ev, ev)
-    ON CONFLICT (project, bucket_key) DO UPDATE SET
-        crash_count = b.crash_count + 1, host_count = b.host_count + excluded.host_count,
-        first_seen = least(b.first_seen, excluded.first_seen),
-        last_seen = greatest(b.last_seen, excluded.last_seen), updated_at = now();
+            m.crash_kind, m.fault_module, m.fault_module_version, p_fault_key, true, true,
+            reason);
 
     INSERT INTO collection_decisions AS d (project, day, reason, product, version, fault_module,
                                            fault_module_version, crashes)
@@ -321,6 +289,98 @@ BEGIN
     crash_id := p_crash_id::text;
     counted := true;
     bucket_key := m.bucket_key;
+END
+$$;
+
+-- ---- adding counted hints to the buckets and rollups ----
+
+-- Adds up to p_limit crashes counted from hints (hint_pending) to their buckets, distinct hosts
+-- and minute rollups (the hour rollups follow by trigger), with the very statement shape of
+-- db_result_write's counting (db/db_result.c), rows in key order, so concurrent batches of
+-- either kind lock shared rows in the same order. Crashes being taken by another call are
+-- skipped (SKIP LOCKED). Returns the number added.
+CREATE FUNCTION triage_hint_rollup(p_limit integer) RETURNS bigint
+    LANGUAGE plpgsql AS $$
+DECLARE
+    added bigint;
+BEGIN
+    WITH p AS (
+        SELECT c.project, c.crash_id, c.received_at FROM crashes c
+        WHERE c.hint_pending
+        ORDER BY c.received_at
+        LIMIT greatest(p_limit, 1)
+        FOR UPDATE SKIP LOCKED),
+    r AS (
+        UPDATE crashes c SET hint_pending = false
+        FROM p
+        WHERE c.project = p.project AND c.crash_id = p.crash_id AND c.received_at = p.received_at
+          AND c.hint_pending
+        RETURNING c.project, c.bucket_key, c.signature, c.crash_kind, c.fault_module,
+                  c.fault_module_version, c.host_id, triage_ms(c.event_at) AS event_ms),
+    hg AS (
+        SELECT project, bucket_key, host_id, count(*) AS n, min(event_ms) AS lo,
+               max(event_ms) AS hi
+        FROM r WHERE coalesce(host_id, '') <> '' GROUP BY 1, 2, 3),
+    hi AS (
+        INSERT INTO bucket_hosts AS h (project, bucket_key, host_id, crash_count, first_seen,
+                                       last_seen)
+        SELECT project, bucket_key, host_id, n, triage_ts(lo), triage_ts(hi) FROM hg
+        ORDER BY 1, 2, 3
+        ON CONFLICT (project, bucket_key, host_id) DO UPDATE SET
+            crash_count = h.crash_count + excluded.crash_count,
+            first_seen = least(h.first_seen, excluded.first_seen),
+            last_seen = greatest(h.last_seen, excluded.last_seen)
+        RETURNING h.project, h.bucket_key, (h.xmax = 0) AS fresh),
+    hn AS (
+        SELECT project, bucket_key, count(*) FILTER (WHERE fresh) AS new_hosts FROM hi
+        GROUP BY 1, 2),
+    br AS (
+        INSERT INTO bucket_rollup_minute AS m (project, bucket_key, minute, crash_count, hosts)
+        SELECT project, bucket_key, date_trunc('minute', triage_ts(event_ms)), count(*),
+               triage_hll_of(array_agg(host_id)) FROM r
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (project, bucket_key, minute) DO UPDATE SET
+            crash_count = m.crash_count + excluded.crash_count,
+            hosts = triage_hll_union(m.hosts, excluded.hosts)),
+    mr AS (
+        INSERT INTO module_rollup_minute AS m (project, fault_module, fault_module_version,
+                                               minute, crash_count, hosts)
+        SELECT project, fault_module, coalesce(fault_module_version, ''),
+               date_trunc('minute', triage_ts(event_ms)), count(*),
+               triage_hll_of(array_agg(host_id)) FROM r
+        WHERE fault_module IS NOT NULL
+        GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (project, fault_module, fault_module_version, minute) DO UPDATE SET
+            crash_count = m.crash_count + excluded.crash_count,
+            hosts = triage_hll_union(m.hosts, excluded.hosts)),
+    bg AS (
+        SELECT project, bucket_key, (array_agg(signature))[1] AS signature,
+               (array_agg(crash_kind))[1] AS crash_kind,
+               (array_agg(fault_module))[1] AS fault_module,
+               (array_agg(fault_module_version))[1] AS fault_module_version,
+               count(*) AS n, min(event_ms) AS lo, max(event_ms) AS hi
+        FROM r GROUP BY 1, 2),
+    b AS (
+        INSERT INTO buckets AS b (project, bucket_key, signature, crash_kind, fault_module,
+                                  fault_module_version, crash_count, host_count, first_seen,
+                                  last_seen)
+        SELECT bg.project, bg.bucket_key, coalesce(bg.signature, ''), bg.crash_kind,
+               bg.fault_module, bg.fault_module_version, bg.n, coalesce(hn.new_hosts, 0),
+               triage_ts(bg.lo), triage_ts(bg.hi)
+        FROM bg LEFT JOIN hn ON hn.project = bg.project AND hn.bucket_key = bg.bucket_key
+        ORDER BY 1, 2
+        ON CONFLICT (project, bucket_key) DO UPDATE SET
+            crash_count = b.crash_count + excluded.crash_count,
+            host_count = b.host_count + excluded.host_count,
+            first_seen = least(b.first_seen, excluded.first_seen),
+            last_seen = greatest(b.last_seen, excluded.last_seen),
+            fault_module = coalesce(b.fault_module, excluded.fault_module),
+            fault_module_version = coalesce(b.fault_module_version,
+                                            excluded.fault_module_version),
+            updated_at = now()
+        RETURNING 1)
+    SELECT (SELECT count(*) FROM r) INTO added FROM (SELECT count(*) FROM b) x;
+    RETURN added;
 END
 $$;
 
@@ -346,7 +406,11 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    IF c.hint_counted AND c.status = 'done' AND c.bucket_key IS NOT NULL THEN
+    -- Take the hint's count out, unless it was never added (still pending). The rows are taken
+    -- in db_result_write's order (hosts, bucket, minute rollups with their hours), as a batch
+    -- of one.
+    IF c.hint_counted AND NOT c.hint_pending AND c.status = 'done' AND c.bucket_key IS NOT NULL
+    THEN
         IF coalesce(c.host_id, '') <> '' THEN
             UPDATE bucket_hosts h SET crash_count = h.crash_count - 1
             WHERE h.project = p_project AND h.bucket_key = c.bucket_key AND h.host_id = c.host_id
@@ -358,6 +422,9 @@ BEGIN
                 gone := 1;
             END IF;
         END IF;
+        UPDATE buckets b SET crash_count = b.crash_count - 1, host_count = b.host_count - gone,
+            updated_at = now()
+        WHERE b.project = p_project AND b.bucket_key = c.bucket_key;
         UPDATE bucket_rollup_minute r SET crash_count = r.crash_count - 1
         WHERE r.project = p_project AND r.bucket_key = c.bucket_key
           AND r.minute = date_trunc('minute', c.event_at);
@@ -374,11 +441,9 @@ BEGIN
               AND r.fault_module_version = coalesce(c.fault_module_version, '')
               AND r.minute = date_trunc('minute', c.event_at) AND r.crash_count <= 0;
         END IF;
-        UPDATE buckets b SET crash_count = b.crash_count - 1, host_count = b.host_count - gone,
-            updated_at = now()
-        WHERE b.project = p_project AND b.bucket_key = c.bucket_key;
     END IF;
-    UPDATE crashes SET status = 'received', hint_counted = false, dump_sha256 = p_sha256,
+    UPDATE crashes SET status = 'received', hint_counted = false, hint_pending = false,
+        dump_sha256 = p_sha256,
         dump_size_bytes = p_size, spool_path = p_spool, dump_format = p_format,
         signature = NULL, bucket_key = NULL, crash_kind = NULL, fault_module = NULL,
         fault_module_version = NULL, fault_point = NULL, stack_hash = NULL

@@ -228,6 +228,13 @@ void e2e_cleanup(void)
         for (size_t i = 0; i < MAX_PROCS; i++)
             if (procs[i].used)
                 print_tail(procs[i].name, procs[i].log);
+    /* E2E_LOG_DIR=folder keeps every daemon's whole log there (debugging). */
+    const char *keep = getenv("E2E_LOG_DIR");
+    for (size_t i = 0; keep && *keep && i < MAX_PROCS; i++)
+        if (procs[i].used) {
+            char *argv[] = { "/bin/cp", procs[i].log, (char *)keep, NULL };
+            th_run(argv, NULL, NULL, 60);
+        }
     memset(procs, 0, sizeof procs);
     empty_root();
     test_passed = false;
@@ -292,15 +299,18 @@ void e2e_db_reset(void)
                     " SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') INTO t"
                     " FROM pg_tables WHERE schemaname = current_schema()"
                     " AND tablename <> 'schema_migrations';"
-                    " IF t IS NOT NULL THEN EXECUTE 'TRUNCATE ' || t || ' RESTART IDENTITY'; END IF;"
+                    " IF t IS NOT NULL THEN"
+                    "  EXECUTE 'TRUNCATE ' || t || ' RESTART IDENTITY';"
+                    " END IF;"
                     " END $$",
                     NULL));
 }
 
-void e2e_pg_stop(void)
+void e2e_pg_stop(bool immediate)
 {
     struct cm_err err = { 0 };
-    if (db_cluster_stop(pgh_cluster(), DB_STOP_FAST, &err) != CM_E_OK)
+    if (db_cluster_stop(pgh_cluster(), immediate ? DB_STOP_IMMEDIATE : DB_STOP_FAST, &err) !=
+        CM_E_OK)
         fail_msg("cannot stop PostgreSQL: %s", err.msg);
 }
 
@@ -366,7 +376,8 @@ static int spawn(const char *name, char *const argv[], const char *log_dir)
     memset(p, 0, sizeof *p);
     p->used = true;
     snprintf(p->name, sizeof p->name, "%s", name);
-    snprintf(p->log, sizeof p->log, "%s/%s-%d.log", log_dir, name, slot);
+    static unsigned started; /* unique log names across the program (E2E_LOG_DIR) */
+    snprintf(p->log, sizeof p->log, "%s/%s-%u.log", log_dir, name, ++started);
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
@@ -968,7 +979,8 @@ static void offline(struct e2e_dump *d)
     snprintf(sym1, sizeof sym1, "%s", th_corpus("breakpad/testdata/symbols"));
     snprintf(sym2, sizeof sym2, "%s", th_corpus("elfcores/symbols"));
     snprintf(file, sizeof file, "%s", th_corpus(d->rel));
-    const char *args[] = { "stackwalk", "--json", "--symbols", sym1, "--symbols", sym2, file, NULL };
+    const char *args[] = { "stackwalk", "--json", "--symbols", sym1, "--symbols", sym2, file,
+                           NULL };
     char *out = NULL;
     int rc = e2e_triagectl(args, &out);
     if (rc != 0)

@@ -31,7 +31,7 @@ void e2e_init(void);
 void e2e_fini(void);
 /* Per test: stops every process still running (SIGTERM, then SIGKILL), removes every temp
  * folder. When the test did not call e2e_passed(), the tail of each daemon's log is printed
- * first, so a failure shows what the daemons said. */
+ * first, so a failure shows what the daemons said (E2E_LOG_DIR=folder keeps whole logs). */
 void e2e_cleanup(void);
 void e2e_passed(void);
 
@@ -43,8 +43,9 @@ void e2e_tmpdir(const char *label, char *out, size_t n);
 const char *e2e_pg_conninfo(void);
 /* Empties every table of the service (not schema_migrations), between tests. */
 void e2e_db_reset(void);
-/* pg_ctl stop -m fast, and start again on the same socket (tests/db/pg_harness.h's cluster). */
-void e2e_pg_stop(void);
+/* pg_ctl stop -m fast (or -m immediate: a crash of the server), and start again on the same
+ * socket (tests/db/pg_harness.h's cluster). */
+void e2e_pg_stop(bool immediate);
 void e2e_pg_start(void);
 /* Runs sql with text parameters (NULL-terminated list, may be NULL); fails the test on error.
  * Reconnects once when the connection broke (after a restart). The caller PQclear()s. */

@@ -525,8 +525,8 @@ static void analyzer_killed_mid_batch_counts_each_crash_once(void **state)
 
 #define OUTAGE_MAX 20000
 #define OUTAGE_ACKS 100 /* acknowledgements wanted in each phase */
-
-enum { BEFORE, DURING, AFTER };
+#define OUTAGES 2       /* pg_ctl stop -m fast, then -m immediate (a server crash) */
+#define PHASES (2 * OUTAGES + 1) /* even phases: PostgreSQL up; odd: down */
 
 struct outage {
     uint16_t port;
@@ -538,7 +538,7 @@ struct outage {
     atomic_int phase;
     atomic_bool stop;
     atomic_size_t done;          /* uploads answered */
-    atomic_size_t acked[3];      /* acknowledged, started and answered in the same phase */
+    atomic_size_t acked[PHASES]; /* acknowledged, started and answered in the same phase */
 };
 
 static void *outage_client(void *arg)
@@ -569,19 +569,36 @@ static void *outage_client(void *arg)
 }
 
 /* Waits until `want` uploads were acknowledged within the current phase. */
-static void wait_acks(struct outage *o, int phase, size_t want, const char *what)
+static void wait_acks(struct outage *o, size_t want)
 {
+    int phase = atomic_load(&o->phase);
     int64_t deadline = mono_ms() + PHASE_TIMEOUT_S * 1000;
     while (atomic_load(&o->acked[phase]) < want) {
         if (mono_ms() > deadline || atomic_load(&o->done) >= OUTAGE_MAX) {
             size_t last = atomic_load(&o->done);
             const struct e2e_upload *u = last ? &o->ups[last - 1] : NULL;
-            fail_msg("%s: only %zu uploads acknowledged (last answer: HTTP %ld reason \"%s\" "
-                     "error \"%s\")",
-                     what, atomic_load(&o->acked[phase]), u ? u->status : 0L,
-                     u ? u->reason : "", u ? u->error : "");
+            fail_msg("PostgreSQL %s (phase %d): only %zu uploads acknowledged (last answer: "
+                     "HTTP %ld reason \"%s\" error \"%s\")",
+                     phase % 2 ? "down" : "up", phase, atomic_load(&o->acked[phase]),
+                     u ? u->status : 0L, u ? u->reason : "", u ? u->error : "");
         }
         sleep_ms(20);
+    }
+}
+
+static void wait_health(uint16_t port, const char *prefix)
+{
+    int64_t deadline = mono_ms() + PHASE_TIMEOUT_S * 1000;
+    for (;;) {
+        struct e2e_resp r;
+        e2e_http(port, "/healthz", NULL, NULL, 0, &r);
+        bool match = r.status == 200 && r.body && !strncmp(r.body, prefix, strlen(prefix));
+        e2e_resp_free(&r);
+        if (match)
+            return;
+        if (mono_ms() > deadline)
+            fail_msg("triage-ingest's /healthz never said \"%s\"", prefix);
+        sleep_ms(50);
     }
 }
 
@@ -603,32 +620,24 @@ static void postgres_outage_loses_no_acknowledged_upload(void **state)
     o->phase_end = calloc(OUTAGE_MAX, sizeof *o->phase_end);
     o->hosts = calloc(OUTAGE_MAX, sizeof *o->hosts);
     o->keys = calloc(OUTAGE_MAX, sizeof *o->keys);
-    atomic_init(&o->phase, BEFORE);
+    atomic_init(&o->phase, 0);
     pthread_t client;
     assert_int_equal(pthread_create(&client, NULL, outage_client, o), 0);
 
-    wait_acks(o, BEFORE, OUTAGE_ACKS, "before the outage");
-    e2e_pg_stop(); /* pg_ctl stop -m fast: returns once the server is down */
-    atomic_store(&o->phase, DURING);
-    /* The collector notices, says so, and keeps acknowledging from its spool. */
-    wait_acks(o, DURING, OUTAGE_ACKS, "while PostgreSQL was down");
-    int64_t deadline = mono_ms() + PHASE_TIMEOUT_S * 1000;
-    for (;;) {
-        struct e2e_resp r;
-        e2e_http(ing.port, "/healthz", NULL, NULL, 0, &r);
-        bool degraded = r.status == 200 && r.body && !strncmp(r.body, "degraded", 8);
-        e2e_resp_free(&r);
-        if (degraded)
-            break;
-        if (mono_ms() > deadline)
-            fail_msg("triage-ingest's /healthz never said degraded while PostgreSQL was down");
-        sleep_ms(50);
+    wait_acks(o, OUTAGE_ACKS);
+    for (int outage = 0; outage < OUTAGES; outage++) {
+        e2e_pg_stop(outage == 1); /* returns once the server is down */
+        atomic_fetch_add(&o->phase, 1);
+        /* The collector notices, says so, and keeps acknowledging from its spool. */
+        wait_acks(o, OUTAGE_ACKS);
+        wait_health(ing.port, "degraded");
+        atomic_fetch_add(&o->phase, 1);
+        e2e_pg_start();
+        wait_acks(o, OUTAGE_ACKS);
     }
-    atomic_store(&o->phase, AFTER);
-    e2e_pg_start();
-    wait_acks(o, AFTER, OUTAGE_ACKS, "after PostgreSQL came back");
     atomic_store(&o->stop, true);
     pthread_join(client, NULL);
+    wait_health(ing.port, "ok");
 
     /* Every upload was acknowledged (the spool was far below its high-water mark). */
     size_t sent = atomic_load(&o->done);
@@ -642,8 +651,10 @@ static void postgres_outage_loses_no_acknowledged_upload(void **state)
         ex[i].dump = &corpus[i % nf];
         ex[i].tag = o->ups[i].product;
     }
-    fprintf(stderr, "e2e: %zu uploads, %zu acknowledged while PostgreSQL was down\n", sent,
-            atomic_load(&o->acked[DURING]));
+    size_t down = 0;
+    for (int p = 1; p < PHASES; p += 2)
+        down += atomic_load(&o->acked[p]);
+    fprintf(stderr, "e2e: %zu uploads, %zu acknowledged while PostgreSQL was down\n", sent, down);
 
     /* Each acknowledged crash is recorded exactly once and analyzed: the database holds exactly
      * the ids the client was given. */
@@ -1068,6 +1079,7 @@ static void poison_dumps_never_block_other_jobs(void **state)
     spool_path_of(poison[CHILD_DIES].crash_id, path, sizeof path);
     assert_int_equal(unlink(path), 0);
     assert_int_equal(mkdir(path, 0700), 0);
+    e2e_offline_error(path, expected[CHILD_DIES], sizeof expected[CHILD_DIES]);
     spool_path_of(poison[CHILD_HANGS].crash_id, path, sizeof path);
     assert_int_equal(unlink(path), 0);
     assert_int_equal(mkfifo(path, 0600), 0);
@@ -1129,6 +1141,9 @@ static void poison_dumps_never_block_other_jobs(void **state)
         snprintf(limit, sizeof limit, "%d ms", JOB_TIMEOUT_MS);
         if (p == CHILD_HANGS && !strstr(last_error, limit))
             fail_msg("a hung child's error does not name the limit: %s", last_error);
+        if (p == CHILD_DIES && !ends_with(last_error, expected[p]))
+            fail_msg("the dead letter's error \"%s\" is not the reader's \"%s\"", last_error,
+                     expected[p]);
         fprintf(stderr, "e2e: %s: dead after %s attempts: %s\n", poison_name[p],
                 PQgetvalue(res, 0, 1), last_error);
         json_t *o = triagectl_crash(id);
