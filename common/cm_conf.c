@@ -38,8 +38,10 @@ static enum cm_code parse_number(const struct cm_conf_key *k, const char *v, uin
     } else if (k->type == CM_CONF_DURATION) {
         if (!strcmp(end, "ms"))
             mult = 1, end += 2;
-        else if (!strcmp(end, "s") || !*end) /* a bare number is seconds */
-            mult = 1000, end += *end ? 1 : 0;
+        else if (!*end) /* a bare number is milliseconds, the unit the key's name ends in */
+            mult = 1;
+        else if (!strcmp(end, "s"))
+            mult = 1000, end++;
         else if (!strcmp(end, "m"))
             mult = 60000, end++;
         else if (!strcmp(end, "h"))

@@ -2,7 +2,8 @@
  * standardConfig, nginx directives). Precedence: the table's defaults, then a file
  * (--config FILE, `key = value` lines), then flags (--key=value or --key value). An unknown key or
  * an out-of-range value is an error naming the key (and file:line). Sizes take K, M, G suffixes
- * (powers of 1024); durations take ms, s, m, h suffixes and are stored in milliseconds. */
+ * (powers of 1024); durations take ms, s, m, h suffixes and are stored in milliseconds (a bare
+ * number is milliseconds: duration keys are named *_ms). */
 #ifndef TRIAGE_CM_CONF_H
 #define TRIAGE_CM_CONF_H
 

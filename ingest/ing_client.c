@@ -69,7 +69,6 @@ struct ing_client {
     struct cm_buf reply;
     long retry_after_s; /* -1: none */
 };
-#define run ing_client
 
 /* ---- reading and preparing a dump ---- */
 
@@ -312,7 +311,7 @@ static enum cm_code outbox_list(const char *dir, struct item **items, size_t *n,
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 {
-    struct run *r = arg;
+    struct ing_client *r = arg;
     size_t n = size * nmemb;
     if (cm_buf_append(&r->reply, p, n, NULL))
         return 0; /* reply past its cap: abort the transfer */
@@ -321,7 +320,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 
 static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
 {
-    struct run *r = arg;
+    struct ing_client *r = arg;
     size_t n = size * nmemb;
     static const char name[] = "retry-after:";
     if (n > sizeof name - 1 && !strncasecmp(p, name, sizeof name - 1)) {
@@ -364,7 +363,7 @@ static void sleep_ms(unsigned ms)
     }
 }
 
-static void emit(struct run *r, const char *path, unsigned attempt, bool final,
+static void emit(struct ing_client *r, const char *path, unsigned attempt, bool final,
                  enum ing_client_status st, const char *crash_id, const char *reason,
                  unsigned wait_ms)
 {
@@ -378,7 +377,7 @@ static void emit(struct run *r, const char *path, unsigned attempt, bool final,
 }
 
 /* One envelope until the service answers for good or the attempts run out. */
-static enum ing_client_status deliver(struct run *r, const char *path, const struct cm_buf *env,
+static enum ing_client_status deliver(struct ing_client *r, const char *path, const struct cm_buf *env,
                                       char crash_id[37], char reason[300])
 {
     const struct ing_client_opts *o = r->o;
@@ -458,7 +457,7 @@ static void count(struct ing_client_totals *t, enum ing_client_status st)
 /* One hint attempt: true when the service decided (want, crash_id and reason filled). A hint
  * that gets no decision (no connection, an older service, an error) is not retried: the full
  * upload follows, with its own retries. */
-static bool ask(struct run *r, const struct cm_buf *hint, bool *want, char crash_id[37],
+static bool ask(struct ing_client *r, const struct cm_buf *hint, bool *want, char crash_id[37],
                 char reason[300])
 {
     cm_buf_reset(&r->reply);
@@ -490,7 +489,7 @@ static bool ask(struct run *r, const struct cm_buf *hint, bool *want, char crash
 }
 
 /* Sends one prepared crash: the hint (if any), then the envelope when wanted. */
-static enum ing_client_status send_prepared(struct run *r, const char *path, struct cm_buf *env,
+static enum ing_client_status send_prepared(struct ing_client *r, const char *path, struct cm_buf *env,
                                             const struct cm_buf *hint, const char *outbox,
                                             char crash_id[37], char reason[300])
 {
@@ -512,7 +511,7 @@ static enum ing_client_status send_prepared(struct run *r, const char *path, str
     return st;
 }
 
-static void one(struct run *r, struct item *it)
+static void one(struct ing_client *r, struct item *it)
 {
     const struct ing_client_opts *o = r->o;
     struct cm_buf env, raw, hint;
@@ -557,7 +556,7 @@ done:
 }
 
 /* The session: defaults, URLs and the libcurl handle (curl_global_init done by the caller). */
-static enum cm_code session_init(struct run *r, const struct ing_client_opts *opts,
+static enum cm_code session_init(struct ing_client *r, const struct ing_client_opts *opts,
                                  struct cm_err *err)
 {
     memset(r, 0, sizeof *r);
@@ -599,7 +598,7 @@ static enum cm_code session_init(struct run *r, const struct ing_client_opts *op
     return CM_E_OK;
 }
 
-static void session_fini(struct run *r)
+static void session_fini(struct ing_client *r)
 {
     cm_buf_free(&r->reply);
     if (r->curl)
@@ -615,7 +614,7 @@ enum cm_code ing_client_upload(const struct ing_client_opts *opts, char *const *
     struct item *items = NULL;
     size_t n = 0, cap = 0;
     bool global = false;
-    struct run r;
+    struct ing_client r;
     enum cm_code rc = CM_E_OK;
     memset(&r, 0, sizeof r);
     if (!opts->url || !*opts->url)

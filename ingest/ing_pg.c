@@ -176,16 +176,17 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Adds the counted hints to their buckets and rollups (db_hint_rollup) on db, unless another
- * thread is at it or did it less than every_ms ago. Failures are left for the next call. */
-static void roll(struct ing_pg *pg, struct db_conn *db, int64_t every_ms)
+/* Adds the counted hints to their buckets and rollups (db_hint_rollup) on db, at most
+ * `batches` batches, unless another thread is at it or did it less than every_ms ago. Failures
+ * are left for the next call. */
+static void roll(struct ing_pg *pg, struct db_conn *db, int64_t every_ms, int batches)
 {
     int64_t now = mono_ms();
     if (now - atomic_load(&pg->last_roll_ms) < every_ms || atomic_flag_test_and_set(&pg->rolling))
         return;
     size_t added = 0;
     struct cm_err err = { 0 };
-    for (int i = 0; i < 100; i++) /* at most 100 batches here; the rest next time */
+    for (int i = 0; i < batches; i++)
         if (db_hint_rollup(db, 2000, &added, &err) || added < 2000)
             break;
     if (err.code)
@@ -201,7 +202,7 @@ static enum cm_code queue_depth(void *ctx, uint64_t *jobs, struct cm_err *err)
     int64_t n = 0;
     enum cm_code rc = take(pg, &db, err);
     if (!rc) /* the drainer calls this every drain_interval_ms: the tail of the counted hints */
-        roll(pg, db, 0);
+        roll(pg, db, 0, 100);
     if (!rc)
         rc = db_queue_backlog(db, pg->backlog_limit, &n, err);
     give(pg, db);
@@ -252,7 +253,7 @@ static enum cm_code hint(void *ctx, const struct ing_hint *h, struct ing_hint_de
     if ((rc = db_hint_record(db, &dh, &r, err)))
         goto out;
     if (r.counted && !r.duplicate)
-        roll(pg, db, 50); /* under a flood, every 50 ms in one batch */
+        roll(pg, db, 50, 1); /* under a flood: every 50 ms, one batch */
     memcpy(d->crash_id, r.crash_id, sizeof d->crash_id);
     d->counted = r.counted;
     d->want_dump = r.want_dump;

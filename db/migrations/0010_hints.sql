@@ -278,6 +278,13 @@ BEGIN
             coalesce(p_annotations, '{}'), p_dump_format, 'done', m.signature, m.bucket_key,
             m.crash_kind, m.fault_module, m.fault_module_version, p_fault_key, true, true,
             reason);
+    -- The one module the hint proves loaded: the faulting one, named as the analyzer names it
+    -- (name@version, else code id, else debug id: its fault_module_version), so correlations
+    -- of module@version see the incident's hint-counted crashes too.
+    IF m.fault_module IS NOT NULL THEN
+        INSERT INTO crash_modules (project, crash_id, received_at, module_index, name, version)
+        VALUES (p_project, p_crash_id, recv, 0, m.fault_module, m.fault_module_version);
+    END IF;
 
     INSERT INTO collection_decisions AS d (project, day, reason, product, version, fault_module,
                                            fault_module_version, crashes)
@@ -448,6 +455,9 @@ BEGIN
         signature = NULL, bucket_key = NULL, crash_kind = NULL, fault_module = NULL,
         fault_module_version = NULL, fault_point = NULL, stack_hash = NULL
     WHERE project = p_project AND crash_id = p_crash_id AND received_at = c.received_at;
+    -- The analysis writes the whole module list.
+    DELETE FROM crash_modules m
+    WHERE m.project = p_project AND m.crash_id = p_crash_id AND m.received_at = c.received_at;
     INSERT INTO jobs (project, crash_id, crash_received_at, max_attempts)
     VALUES (p_project, p_crash_id, c.received_at, greatest(coalesce(p_max_attempts, 3), 1))
     ON CONFLICT (project, crash_id) DO NOTHING;

@@ -151,6 +151,9 @@ static void conf_defaults_flags_and_errors(void **state)
     assert_int_equal(cm_conf_args(&conf_table, &c, 1, choice, &err), CM_E_USAGE);
     char *unknown[] = { "--nope=1" };
     assert_int_equal(cm_conf_args(&conf_table, &c, 1, unknown, &err), CM_E_USAGE);
+    char *bare[] = { "--wait_ms=3000" }; /* a bare number is milliseconds */
+    assert_int_equal(cm_conf_args(&conf_table, &c, 1, bare, &err), CM_E_OK);
+    assert_int_equal(c.wait_ms, 3000);
     char *third[] = { "--dirs=c" }; /* the list holds two */
     assert_int_equal(cm_conf_args(&conf_table, &c, 1, third, &err), CM_E_USAGE);
     const char *path = th_tmp("conf-test.conf");
