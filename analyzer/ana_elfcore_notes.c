@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "analyzer/ana_int.h"
+#include "common/cm_utf8.h"
 
 /* ---- NT_PRSTATUS ---- */
 
@@ -345,24 +346,6 @@ void ana__core_crash_info(struct ana__core *k)
 
 /* ---- text ---- */
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid (RFC 3629 table). */
-static size_t utf8_seq(const uint8_t *p, size_t n)
-{
-    uint8_t b = p[0];
-    size_t len = b < 0x80 ? 1 : b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3
-                 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
-    if (len == 0 || len > n)
-        return 0;
-    uint8_t lo = b == 0xE0 ? 0xA0 : b == 0xF0 ? 0x90 : 0x80;
-    uint8_t hi = b == 0xED ? 0x9F : b == 0xF4 ? 0x8F : 0xBF;
-    for (size_t i = 1; i < len; i++) {
-        uint8_t lim_lo = i == 1 ? lo : 0x80, lim_hi = i == 1 ? hi : 0xBF;
-        if (p[i] < lim_lo || p[i] > lim_hi)
-            return 0;
-    }
-    return len;
-}
-
 char *ana__core_text(struct ana_crash *c, const uint8_t *p, size_t n)
 {
     const uint8_t *nul = memchr(p, 0, n);
@@ -370,22 +353,5 @@ char *ana__core_text(struct ana_crash *c, const uint8_t *p, size_t n)
         n = (size_t)(nul - p);
     if (n > c->limits.max_string_bytes)
         n = c->limits.max_string_bytes;
-    char *out = ana__alloc(c, 3 * n + 1); /* an invalid byte becomes 3 (U+FFFD) */
-    size_t o = 0;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n;) {
-        size_t len = utf8_seq(p + i, n - i);
-        if (len) {
-            memcpy(out + o, p + i, len);
-            o += len;
-            i += len;
-        } else {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        }
-    }
-    out[o] = 0;
-    return out;
+    return cm_utf8_clean(&c->arena, (const char *)p, n); /* bad bytes become U+FFFD */
 }

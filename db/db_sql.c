@@ -10,75 +10,16 @@
 #include <string.h>
 
 #include "common/cm_alloc.h"
+#include "common/cm_utf8.h"
 
 /* ---- UTF-8 ---- */
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid (RFC 3629). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned min, cp;
-    if ((c & 0xE0) == 0xC0)
-        len = 2, min = 0x80, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0)
-        len = 3, min = 0x800, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0)
-        len = 4, min = 0x10000, cp = c & 0x07;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
 
 const char *db__utf8_clean(struct cm_arena *a, const char *s)
 {
     if (!s)
         return NULL;
     size_t n = strlen(s);
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0, bad = 0;
-    while (i < n) {
-        size_t l = utf8_seq(u + i, n - i);
-        if (!l) {
-            bad++;
-            l = 1;
-        }
-        i += l;
-    }
-    if (!bad)
-        return s;
-    if (n > (SIZE_MAX - 1) / 3)
-        return NULL;
-    char *out = cm_arena_alloc(a, n + bad * 2 + 1); /* each bad byte -> 3-byte U+FFFD */
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    i = 0;
-    while (i < n) {
-        size_t l = utf8_seq(u + i, n - i);
-        if (l) {
-            memcpy(out + o, s + i, l);
-            o += l;
-            i += l;
-        } else {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        }
-    }
-    out[o] = 0;
-    return out;
+    return cm_utf8_valid(s, n) ? s : cm_utf8_clean(a, s, n); /* bad bytes become U+FFFD */
 }
 
 void db__json_str(struct cm_buf *b, const char *s)
@@ -210,7 +151,7 @@ void db__arr_str(struct cm_buf *b, const char *s)
     size_t n = strlen(s), i = 0, run = 0;
     while (i < n) {
         unsigned char c = u[i];
-        size_t l = c < 0x80 ? 1 : utf8_seq(u + i, n - i);
+        size_t l = c < 0x80 ? 1 : cm_utf8_seq(u + i, n - i);
         if (c == '"' || c == '\\' || l == 0) {
             arr_put(b, u + run, i - run);
             if (l == 0) {

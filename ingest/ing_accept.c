@@ -17,6 +17,7 @@
 
 #include "analyzer/ana.h"
 #include "common/cm_log.h"
+#include "common/cm_utf8.h"
 #include "ingest/ing_int.h"
 
 void ing__uuid(char out[37])
@@ -58,71 +59,9 @@ void ing__uuid(char out[37])
     out[o] = 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates, at most
- * U+10FFFF), or 0. */
-static size_t utf8_len(const uint8_t *p, size_t n)
-{
-    uint8_t c = p[0];
-    if (c < 0x80)
-        return c ? 1 : 0;
-    size_t len;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (n < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    return len;
-}
-
 const char *ing__clean_utf8(struct cm_arena *a, const char *s, size_t n)
 {
-    const uint8_t *p = (const uint8_t *)s;
-    size_t i = 0;
-    while (i < n) { /* fast path: already clean */
-        size_t l = utf8_len(p + i, n - i);
-        if (!l)
-            break;
-        i += l;
-    }
-    if (i == n)
-        return cm_arena_strndup(a, s, n);
-    if (n > (SIZE_MAX - 1) / 3)
-        return NULL;
-    char *d = cm_arena_alloc(a, n * 3 + 1);
-    if (!d)
-        return NULL;
-    size_t o = 0;
-    for (i = 0; i < n;) {
-        size_t l = utf8_len(p + i, n - i);
-        if (l) {
-            memcpy(d + o, p + i, l);
-            o += l;
-            i += l;
-        } else { /* U+FFFD REPLACEMENT CHARACTER for each bad byte */
-            memcpy(d + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        }
-    }
-    d[o] = 0;
-    return d;
+    return cm_utf8_clean(a, s, n); /* every bad byte and NUL becomes U+FFFD */
 }
 
 struct fill_ctx {

@@ -9,6 +9,7 @@
 #include "common/cm_cur.h"
 #include "common/cm_err.h"
 #include "common/cm_log.h"
+#include "common/cm_utf8.h"
 #include "tests/th.h"
 
 static void cursor_reads_and_fails_sticky(void **state)
@@ -166,6 +167,27 @@ static void conf_defaults_flags_and_errors(void **state)
     free(c.dirs[1]);
 }
 
+static void utf8_validate_and_clean(void **state)
+{
+    static const struct { const char *in; size_t n; bool valid; const char *clean; } cases[] = {
+        { "plain", 5, true, "plain" },
+        { "caf\xc3\xa9", 5, true, "caf\xc3\xa9" },
+        { "\xf0\x9f\x92\xa5", 4, true, "\xf0\x9f\x92\xa5" },          /* U+1F4A5 */
+        { "\xc0\xaf", 2, false, "\xef\xbf\xbd\xef\xbf\xbd" },       /* overlong '/' */
+        { "\xed\xa0\x80", 3, false, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" }, /* surrogate */
+        { "\xf4\x90\x80\x80", 4, false,
+          "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },   /* past U+10FFFF */
+        { "a\0b", 3, false, "a\xef\xbf\xbd" "b" },                  /* NUL inside */
+        { "\xe2\x82", 2, false, "\xef\xbf\xbd\xef\xbf\xbd" },       /* cut sequence */
+    };
+    struct cm_arena a = { 0 };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        assert_int_equal(cm_utf8_valid(cases[i].in, cases[i].n), cases[i].valid);
+        assert_string_equal(cm_utf8_clean(&a, cases[i].in, cases[i].n), cases[i].clean);
+    }
+    cm_arena_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,6 +200,7 @@ int main(void)
         cmocka_unit_test(error_names_match_codes),
         cmocka_unit_test(log_escape_control_bytes),
         cmocka_unit_test(conf_defaults_flags_and_errors),
+        cmocka_unit_test(utf8_validate_and_clean),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
