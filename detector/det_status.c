@@ -1,20 +1,14 @@
-/* det_status.c -- the detector's /healthz and /metrics (Prometheus text exposition format),
- * served by libmicrohttpd. Healthy means the database answered and a pass finished within three
- * intervals. */
-#include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
-#include <stdio.h>
+/* det_status.c -- what the detector shows on /healthz and /metrics (served by status/). Healthy
+ * means the database answered and a pass finished within three intervals. */
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "common/cm_alloc.h"
-#include "common/cm_buf.h"
 #include "detector/det_daemon.h"
+#include "status/st.h"
 
 struct server {
-    struct MHD_Daemon *mhd;
+    struct st_server *st;
     struct det_metrics *m;
     int64_t interval_ms;
 };
@@ -28,72 +22,45 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static char *render(struct det_metrics *m)
+static void metrics(void *ctx, struct cm_buf *b)
 {
-    struct cm_buf b;
-    cm_buf_init(&b, 1 << 16);
-    const struct { const char *name, *help; atomic_ullong *v; } counters[] = {
-        { "triage_detector_passes_total", "detection passes finished", &m->passes },
-        { "triage_detector_pass_failures_total", "passes that failed", &m->pass_failures },
-        { "triage_detector_keys_total", "buckets and modules judged", &m->keys },
-        { "triage_detector_spikes_total", "buckets and modules found spiking", &m->spikes },
-        { "triage_detector_incidents_opened_total", "incidents opened", &m->opened },
-        { "triage_detector_incidents_changed_total", "incident changes announced", &m->changed },
-        { "triage_detector_incidents_closed_total", "incidents closed", &m->closed },
-        { "triage_detector_notifies_total", "NOTIFYs sent", &m->notified },
-        { "triage_detector_webhook_posts_total", "webhook POSTs tried", &m->webhook_posts },
-        { "triage_detector_webhook_failures_total", "webhook POSTs that failed",
-          &m->webhook_failures },
-    };
-    for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)
-        cm_buf_printf(&b, NULL, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counters[i].name,
-                      counters[i].help, counters[i].name, counters[i].name,
-                      LOAD(*counters[i].v));
-    cm_buf_printf(&b, NULL,
-                  "# TYPE triage_detector_open_incidents gauge\n"
-                  "triage_detector_open_incidents %lld\n"
-                  "# TYPE triage_detector_last_pass_seconds gauge\n"
-                  "triage_detector_last_pass_seconds %g\n"
-                  "# TYPE triage_detector_database_up gauge\ntriage_detector_database_up %d\n",
-                  (long long)atomic_load(&m->open_incidents),
-                  (double)atomic_load(&m->last_pass_ms) / 1000.0, atomic_load(&m->db_ok) ? 1 : 0);
-    return (char *)cm_buf_steal(&b, NULL);
+    struct det_metrics *m = ((struct server *)ctx)->m;
+    st_counter(b, "triage_detector_passes_total", "detection passes finished", LOAD(m->passes));
+    st_counter(b, "triage_detector_pass_failures_total", "passes that failed",
+               LOAD(m->pass_failures));
+    st_counter(b, "triage_detector_keys_total", "buckets and modules judged", LOAD(m->keys));
+    st_counter(b, "triage_detector_spikes_total", "buckets and modules found spiking",
+               LOAD(m->spikes));
+    st_counter(b, "triage_detector_incidents_opened_total", "incidents opened", LOAD(m->opened));
+    st_counter(b, "triage_detector_incidents_changed_total", "incident changes announced",
+               LOAD(m->changed));
+    st_counter(b, "triage_detector_incidents_closed_total", "incidents closed", LOAD(m->closed));
+    st_counter(b, "triage_detector_notifies_total", "NOTIFYs sent", LOAD(m->notified));
+    st_counter(b, "triage_detector_webhook_posts_total", "webhook POSTs tried",
+               LOAD(m->webhook_posts));
+    st_counter(b, "triage_detector_webhook_failures_total", "webhook POSTs that failed",
+               LOAD(m->webhook_failures));
+    st_gauge(b, "triage_detector_open_incidents", "incidents open now",
+             (double)atomic_load(&m->open_incidents));
+    st_gauge(b, "triage_detector_last_pass_seconds", "duration of the last pass",
+             (double)atomic_load(&m->last_pass_ms) / 1000.0);
+    st_gauge(b, "triage_detector_database_up", "1 when the last database call worked",
+             atomic_load(&m->db_ok) ? 1 : 0);
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
-                              const char *method, const char *version, const char *upload,
-                              size_t *upload_size, void **req)
+static bool healthy(void *ctx, const char **reason)
 {
-    (void)version, (void)upload, (void)upload_size, (void)req;
-    struct server *s = cls;
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return MHD_NO;
-    unsigned status = 200;
-    char *body;
-    const char *type = "text/plain; charset=utf-8";
-    if (!strcmp(url, "/healthz")) {
-        int64_t last = atomic_load(&s->m->last_pass_at_ms);
-        bool db = atomic_load(&s->m->db_ok);
-        bool recent = last > 0 && wall_ms() - last <= 3 * s->interval_ms + 5000;
-        status = db && recent ? 200 : 503;
-        body = strdup(status == 200 ? "ok\n"
-                      : !db         ? "degraded: database unreachable\n"
-                                    : "degraded: no recent detection pass\n");
-    } else if (!strcmp(url, "/metrics")) {
-        body = render(s->m);
-        type = "text/plain; version=0.0.4";
-    } else {
-        status = 404;
-        body = strdup("not found\n");
+    struct server *s = ctx;
+    int64_t last = atomic_load(&s->m->last_pass_at_ms);
+    if (!atomic_load(&s->m->db_ok)) {
+        *reason = "database unreachable";
+        return false;
     }
-    if (!body)
-        return MHD_NO;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", type);
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    if (last <= 0 || wall_ms() - last > 3 * s->interval_ms + 5000) {
+        *reason = "no recent detection pass";
+        return false;
+    }
+    return true;
 }
 
 void *det_status_start(const char *listen, struct det_metrics *m, int64_t interval_ms,
@@ -101,21 +68,6 @@ void *det_status_start(const char *listen, struct det_metrics *m, int64_t interv
 {
     if (!listen[0])
         return NULL;
-    char host[256];
-    snprintf(host, sizeof host, "%s", listen);
-    char *colon = strrchr(host, ':');
-    if (!colon) {
-        cm_fail(err, CM_E_USAGE, "listen: \"%s\" is not HOST:PORT", listen);
-        return NULL;
-    }
-    *colon = 0;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    if (*end || port < 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        cm_fail(err, CM_E_USAGE, "listen: \"%s\" is not IPv4-ADDRESS:PORT", listen);
-        return NULL;
-    }
     struct server *s = cm_calloc(1, sizeof *s);
     if (!s) {
         cm_fail(err, CM_E_NOMEM, "status server: out of memory");
@@ -123,11 +75,8 @@ void *det_status_start(const char *listen, struct det_metrics *m, int64_t interv
     }
     s->m = m;
     s->interval_ms = interval_ms;
-    s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                              handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
-    if (!s->mhd) {
-        cm_fail(err, CM_E_IO, "cannot listen on %s for /healthz and /metrics", listen);
+    struct st_handlers h = { .ctx = s, .healthy = healthy, .metrics = metrics };
+    if (st_start(listen, &h, &s->st, err) != CM_E_OK) {
         cm_free(s);
         return NULL;
     }
@@ -139,6 +88,6 @@ void det_status_stop(void *server)
     struct server *s = server;
     if (!s)
         return;
-    MHD_stop_daemon(s->mhd);
+    st_stop(s->st);
     cm_free(s);
 }
