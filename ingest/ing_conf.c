@@ -35,7 +35,7 @@ static const struct cm_conf_key keys[] = {
     SZ(max_annotation_key_bytes, "256", 8, 64 * KiB, "one annotation key (form field name)"),
     SZ(max_string_bytes, "1K", 16, 64 * KiB, "product, version, host id and the other strings"),
     SZ(zstd_window_log_max, "24", 10, 30, "largest zstd window accepted, as a power of two"),
-    SZ(zstd_level, "3", 1, 19, "zstd level for raw and gzip dumps stored in the spool"),
+    SZ(zstd_level, "1", 1, 19, "zstd level for raw and gzip dumps stored in the spool"),
     SZ(connection_timeout_s, "10", 1, 3600, "idle connection (no byte received) is closed"),
     SZ(body_deadline_s, "120", 1, 86400, "a request body must be complete within this time"),
     SZ(min_body_rate_bytes, "4K", 0, 1 * GiB, "bytes/s a body must average after the grace"),

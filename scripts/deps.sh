@@ -10,6 +10,7 @@ PACKAGES="
   libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libjansson-dev libcmocka-dev
   python3 util-linux gdb nginx-light
   hyperfine valgrind strace
+  wrk linux-perf
 "
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -10,7 +10,10 @@
  *
  *   drill [--hosts N] [--seed S] [--no-hint] [--threads N] [--data DIR] [--bindir DIR]
  *         [--stacks N] [--affected F] [--live S] [--after S] [--rollout S] [--loop S]
- *         [--max-loops N] [--wait S] [--analyzer-workers N] [--fsync]
+ *         [--max-loops N] [--wait S] [--analyzer-workers N] [--fsync] [--unpaced]
+ *
+ * --unpaced sends every crash as fast as the service takes it, with the whole schedule moved
+ * into the past: it measures ingest throughput; the time to open is then not meaningful.
  *
  * No timing is asserted anywhere; the figures are printed. */
 #define _GNU_SOURCE
@@ -47,6 +50,7 @@ struct opts {
     char data[PATH_MAX], bindir[PATH_MAX];
     int wait_s;
     bool fsync;
+    bool unpaced; /* everything as fast as the service takes it, crash times all in the past */
 };
 
 static int64_t wall_ms(void)
@@ -233,7 +237,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: drill [--hosts N] [--seed S] [--no-hint] [--threads N] [--data DIR]\n"
                "             [--bindir DIR] [--stacks N] [--affected F] [--live S] [--after S]\n"
                "             [--rollout S] [--loop S] [--max-loops N] [--wait S]\n"
-               "             [--analyzer-workers N] [--fsync]\n");
+               "             [--analyzer-workers N] [--fsync] [--unpaced]\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -245,7 +249,8 @@ static int parse(int argc, char **argv, struct opts *o)
         { "after", 1, NULL, 'A' },   { "rollout", 1, NULL, 'r' }, { "loop", 1, NULL, 'L' },
         { "wait", 1, NULL, 'w' },    { "analyzer-workers", 1, NULL, 'W' },
         { "max-loops", 1, NULL, 'M' },
-        { "fsync", 0, NULL, 'f' },   { "help", 0, NULL, 'h' },    { NULL, 0, NULL, 0 },
+        { "fsync", 0, NULL, 'f' },   { "help", 0, NULL, 'h' },    { "unpaced", 0, NULL, 'u' },
+        { NULL, 0, NULL, 0 },
     };
     drill_conf_default(&o->conf);
     o->hints = true;
@@ -283,6 +288,7 @@ static int parse(int argc, char **argv, struct opts *o)
         case 'W': o->analyzer_workers = (unsigned)atoi(optarg); break;
         case 'M': o->conf.max_loops = strtoull(optarg, NULL, 10); break;
         case 'f': o->fsync = true; break;
+        case 'u': o->unpaced = true; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return 2;
         }
@@ -358,6 +364,12 @@ int main(int argc, char **argv)
         return 1;
     }
     int64_t start = wall_ms(), t0 = start + o.conf.live_ms;
+    if (o.unpaced) { /* the whole schedule in the past: the last crash a second ago */
+        int64_t last = 0;
+        for (size_t i = 0; i < n; i++)
+            last = k[i].at_ms > last ? k[i].at_ms : last;
+        t0 = start - last - 1000;
+    }
     size_t hist = 0, event = 0;
     for (size_t i = 0; i < n; i++) {
         k[i].at_ms += t0;
@@ -379,7 +391,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "drill: %s\n", err.msg);
         return 1;
     }
-    so.paced = true;
+    so.paced = !o.unpaced;
     if (drill_send(&so, &o.conf, k + hist, n - hist, ids + hist, &ls, &err)) {
         fprintf(stderr, "drill: %s\n", err.msg);
         return 1;
@@ -445,7 +457,9 @@ int main(int argc, char **argv)
     printf("crashes sent: %zu (history %zu, live %zu; faulty build %zu)\n", hs.sent + ls.sent,
            hs.sent, ls.sent, event);
     printf("incident opened: %s", opened ? "yes" : "NO");
-    if (opened)
+    if (opened && o.unpaced)
+        printf(" (unpaced: the time to open is not measured)");
+    else if (opened)
         printf(", %.1f s after onset (opened_at by the detector's clock; seen by the drill "
                "%.1f s after onset)",
                (double)(opened - t0) / 1000.0, (double)(atomic_load(&w.seen_ms) - t0) / 1000.0);

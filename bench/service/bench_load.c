@@ -42,6 +42,7 @@
 
 #include "bench/service/load.h"
 #include "bench/service/svc_util.h"
+#include "common/cm_alloc.h"
 #include "proto/proto.h"
 
 #define MAX_LEVELS 16
@@ -381,7 +382,7 @@ static void record(struct run *r, struct conn *c, const struct response *rs, uin
         r->ok++;
         if (r->nlat == r->lat_cap) {
             size_t cap = r->lat_cap ? r->lat_cap * 2 : 65536;
-            double *l = realloc(r->lat, cap * sizeof *l);
+            double *l = cm_realloc(r->lat, cap * sizeof *l);
             if (!l)
                 return;
             r->lat = l;
@@ -396,7 +397,7 @@ static void conn_read(struct run *r, struct conn *c)
     for (;;) {
         if (c->rcap - c->rlen < 4096) {
             size_t cap = c->rcap ? c->rcap * 2 : 8192;
-            uint8_t *b = cap <= MAX_RESPONSE ? realloc(c->rbuf, cap) : NULL;
+            uint8_t *b = cap <= MAX_RESPONSE ? cm_realloc(c->rbuf, cap) : NULL;
             if (!b) {
                 conn_fail(r, c);
                 return;
@@ -481,7 +482,7 @@ static bool run_once(const struct opts *o, const struct load_pool *pool, unsigne
     }
     struct run r = { .o = o, .pool = pool, .nconn = conc, .dispatch = true };
     r.ep = epoll_create1(EPOLL_CLOEXEC);
-    r.c = calloc(conc, sizeof *r.c);
+    r.c = cm_calloc(conc, sizeof *r.c);
     if (r.ep < 0 || !r.c) {
         fprintf(stderr, "bench_load: out of resources\n");
         return false;
@@ -545,15 +546,15 @@ static bool run_once(const struct opts *o, const struct load_pool *pool, unsigne
     }
     for (unsigned i = 0; i < conc; i++) {
         conn_close(&r, &r.c[i]);
-        free(r.c[i].rbuf);
+        cm_free(r.c[i].rbuf);
     }
     close(r.ep);
-    free(r.c);
+    cm_free(r.c);
 
     double secs = r.measuring ? (double)(r.m_stop - r.m_start) / 1e9 : 0;
     struct svc_stats st;
     svc_stats_of(r.lat, r.nlat, &st);
-    free(r.lat);
+    cm_free(r.lat);
     double wall_ms = secs * 1000;
     double client_ms = r.s1.self_ms - r.s0.self_ms;
     double busy = r.s1.busy_ms - r.s0.busy_ms, total = r.s1.total_ms - r.s0.total_ms;
@@ -678,7 +679,7 @@ static bool parse_args(int argc, char **argv, struct opts *o)
             NEED();
             char *end = NULL;
             unsigned long x = strtoul(v, &end, 10);
-            if (*end || end == v || x > 100000000ul) {
+            if (*end || end == v || x > (a[2] == 's' && a[3] == 'e' ? 4000000000ul : 100000000ul)) {
                 fprintf(stderr, "bench_load: %s takes a number\n", a);
                 return false;
             }

@@ -28,7 +28,8 @@
 
 static unsigned char watched[MAX_FD]; /* 1: a file opened under the prefix */
 static int mode = -1;                 /* -1 not read yet, 0 none, 1 writes, 2 off */
-static const char *prefix;
+/* A copy: nginx writes its process title over the memory the environment strings were in. */
+static char prefix[4096];
 static size_t prefix_len;
 
 static void init(void)
@@ -37,14 +38,17 @@ static void init(void)
         return;
     const char *m = getenv("BENCH_FSYNC_SHIM");
     mode = 0;
-    if (m && !strncmp(m, "writes:", 7) && m[7]) {
-        prefix = m + 7;
+    if (m && !strncmp(m, "writes:", 7) && m[7] && strlen(m + 7) < sizeof prefix) {
+        strcpy(prefix, m + 7);
         prefix_len = strlen(prefix);
         mode = 1;
     } else if (m && !strcmp(m, "off")) {
         mode = 2;
     }
 }
+
+/* Read at load time: nginx empties the environment of its workers before they open files. */
+__attribute__((constructor)) static void init_at_load(void) { init(); }
 
 static void *next(const char *name) { return dlsym(RTLD_NEXT, name); }
 

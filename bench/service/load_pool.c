@@ -38,15 +38,15 @@ bool load_dump_read(const char *path, struct load_dump *d)
         if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
             size > MAX_DUMP_BYTES) {
             fprintf(stderr, "bench_load: %s: zstd frame without a usable content size\n", path);
-            free(file);
+            cm_free(file);
             return false;
         }
-        uint8_t *raw = malloc(size ? (size_t)size : 1);
+        uint8_t *raw = cm_malloc(size ? (size_t)size : 1);
         size_t got = raw ? ZSTD_decompress(raw, (size_t)size, file, n) : 0;
-        free(file);
+        cm_free(file);
         if (!raw || ZSTD_isError(got) || got != size) {
             fprintf(stderr, "bench_load: %s: cannot decompress\n", path);
-            free(raw);
+            cm_free(raw);
             return false;
         }
         file = raw;
@@ -59,7 +59,7 @@ bool load_dump_read(const char *path, struct load_dump *d)
         d->elf = true;
     } else {
         fprintf(stderr, "bench_load: %s: neither a minidump nor an ELF core\n", path);
-        free(file);
+        cm_free(file);
         return false;
     }
     d->raw = file;
@@ -70,7 +70,7 @@ bool load_dump_read(const char *path, struct load_dump *d)
 void load_dump_tiny(struct load_dump *d)
 {
     *d = (struct load_dump){ .path = "tiny", .len = 32, .patch_at = 16 };
-    d->raw = calloc(1, 32);
+    d->raw = cm_calloc(1, 32);
     if (!d->raw)
         return;
     memcpy(d->raw, "MDMP", 4);
@@ -82,7 +82,7 @@ void load_dump_tiny(struct load_dump *d)
 
 void load_dump_free(struct load_dump *d)
 {
-    free(d->raw);
+    cm_free(d->raw);
     d->raw = NULL;
 }
 
@@ -233,9 +233,9 @@ bool load_pool_build(const struct load_pool_opts *o, size_t count, struct load_p
     cm_buf_init(&tail, 0);
     cm_buf_printf(&tail, NULL, "\r\n--%s--\r\n", boundary);
     p->tail = cm_buf_steal(&tail, &p->tail_len);
-    p->req = calloc(count, sizeof *p->req);
+    p->req = cm_calloc(count, sizeof *p->req);
     size_t zcap = ZSTD_compressBound(max_len);
-    uint8_t *scratch = malloc(max_len), *zbuf = malloc(zcap);
+    uint8_t *scratch = cm_malloc(max_len), *zbuf = cm_malloc(zcap);
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     bool ok = p->req && p->tail && scratch && zbuf && cctx;
     if (!ok)
@@ -253,8 +253,8 @@ bool load_pool_build(const struct load_pool_opts *o, size_t count, struct load_p
         }
     }
     ZSTD_freeCCtx(cctx);
-    free(scratch);
-    free(zbuf);
+    cm_free(scratch);
+    cm_free(zbuf);
     if (!ok) {
         load_pool_free(p);
         return false;
@@ -267,7 +267,7 @@ void load_pool_free(struct load_pool *p)
 {
     for (size_t i = 0; p->req && i < p->count; i++)
         cm_free(p->req[i].head); /* from cm_buf_steal */
-    free(p->req);
+    cm_free(p->req);
     cm_free(p->tail);
     *p = (struct load_pool){ 0 };
 }

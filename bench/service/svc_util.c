@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cm_alloc.h"
+
 uint64_t svc_now_ns(void)
 {
     struct timespec ts;
@@ -148,11 +150,11 @@ bool svc_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *le
         return false;
     }
     size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
+    uint8_t *buf = cm_malloc(cap);
     bool ok = buf != NULL;
     while (ok) {
         if (n == cap) {
-            uint8_t *bigger = cap >= max_bytes ? NULL : realloc(buf, cap * 2);
+            uint8_t *bigger = cap >= max_bytes ? NULL : cm_realloc(buf, cap * 2);
             if (!bigger) {
                 fprintf(stderr, "bench: %s: larger than %zu bytes or out of memory\n", path,
                         max_bytes);
@@ -174,7 +176,7 @@ bool svc_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *le
     }
     fclose(f);
     if (!ok) {
-        free(buf);
+        cm_free(buf);
         return false;
     }
     *out = buf;
