@@ -457,8 +457,9 @@ int main(int argc, char **argv)
     printf("crashes sent: %zu (history %zu, live %zu; faulty build %zu)\n", hs.sent + ls.sent,
            hs.sent, ls.sent, event);
     printf("incident opened: %s", opened ? "yes" : "NO");
-    if (opened && o.unpaced)
-        printf(" (unpaced: the time to open is not measured)");
+    if (o.unpaced)
+        printf(" (unpaced: the event lies in the past, outside the detector's recent window; "
+               "this mode measures throughput)");
     else if (opened)
         printf(", %.1f s after onset (opened_at by the detector's clock; seen by the drill "
                "%.1f s after onset)",
@@ -476,7 +477,8 @@ int main(int argc, char **argv)
            "over %.0f s of event), max lag behind the crash times %.1f s; client time per crash "
            "p50 %.1f ms p99 %.1f ms\n",
            hs.sent, hs.seconds, hs.seconds > 0 ? (double)hs.sent / hs.seconds : 0.0, ls.sent,
-           ls.seconds, event_s, ls.max_lag_s, ls.p50_ms, ls.p99_ms);
+           ls.seconds, event_s, ls.max_lag_s, (ls.sent ? ls : hs).p50_ms,
+           (ls.sent ? ls : hs).p99_ms);
     printf("outcomes: %zu counted from hints, %zu accepted in full, %zu duplicate, %zu failed, "
            "%zu rejected\n",
            hs.counted + ls.counted, hs.accepted + ls.accepted, hs.duplicate + ls.duplicate,
@@ -503,6 +505,7 @@ int main(int argc, char **argv)
     free(ids);
     free(k);
     curl_global_cleanup();
-    bool ok = opened && top_ok && acked == found;
+    /* Unpaced, the event lies wholly in the past: no recent window sees it spike. */
+    bool ok = (o.unpaced || (opened && top_ok)) && acked == found;
     return ok ? 0 : 3;
 }
