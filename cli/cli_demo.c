@@ -165,11 +165,12 @@ static int wait_analyzed(struct cli_service *svc, size_t expected)
     return rc;
 }
 
-static void print_buckets(struct cli_service *svc)
+static void print_buckets(struct cli_service *svc, bool json)
 {
-    char *argv[] = { "buckets", "--since", "1h", "--top", "50", "--db", svc->conninfo, NULL };
+    char *argv[] = { "buckets", "--since", "1h", "--top", "50", "--db", svc->conninfo,
+                     json ? "--json" : NULL, NULL };
     fflush(stdout);
-    cli_buckets(7, argv);
+    cli_buckets(json ? 8 : 7, argv);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -185,11 +186,12 @@ static void remove_tree(const char *dir)
 
 int cli_demo(int argc, char **argv)
 {
-    enum { OPT_CORPUS = CLI_OPT_FREE, OPT_LISTEN, OPT_SERVE };
+    enum { OPT_CORPUS = CLI_OPT_FREE, OPT_LISTEN, OPT_SERVE, OPT_JSON };
     static const struct option opts[] = {
         { "corpus", required_argument, NULL, OPT_CORPUS },
         { "listen", required_argument, NULL, OPT_LISTEN },
         { "serve", no_argument, NULL, OPT_SERVE },
+        { "json", no_argument, NULL, OPT_JSON },
         { "help", no_argument, NULL, 'h' },
         CLI_DB_OPTIONS,
         { NULL, 0, NULL, 0 },
@@ -197,7 +199,7 @@ int cli_demo(int argc, char **argv)
     struct cli_dbopt dbo = { 0 };
     struct cli_service_opts o = { 0 };
     const char *corpus = NULL;
-    bool serve = false;
+    bool serve = false, json = false;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -205,8 +207,10 @@ int cli_demo(int argc, char **argv)
         case OPT_CORPUS: corpus = optarg; break;
         case OPT_LISTEN: o.listen = optarg; break;
         case OPT_SERVE: serve = true; break;
+        case OPT_JSON: json = true; break;
         case 'h':
-            printf("usage: triagectl demo [--corpus DIR] [--data DIR] [--listen H:P] [--serve]\n");
+            printf("usage: triagectl demo [--corpus DIR] [--data DIR] [--listen H:P] [--serve] "
+                   "[--json]\n");
             return 0;
         default:
             if (!cli_db_option(&dbo, ch, optarg))
@@ -284,10 +288,11 @@ int cli_demo(int argc, char **argv)
                 svc.conninfo);
         rc = 1;
     }
-    printf("\n%zu crashes uploaded (%zu samples over the native route, %zu corpus dumps over "
-           "the multipart route)\n\n",
-           sent, native.count, multipart.count);
-    print_buckets(&svc);
+    if (!json)
+        printf("\n%zu crashes uploaded (%zu samples over the native route, %zu corpus dumps "
+               "over the multipart route)\n\n",
+               sent, native.count, multipart.count);
+    print_buckets(&svc, json);
     fflush(stdout);
     if (serve && !cli_service_stopping()) {
         printf("\nserving at %s until Ctrl-C (data %s)\n", svc.url, svc.data_dir);

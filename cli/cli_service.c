@@ -74,6 +74,7 @@ static pid_t spawn(struct cli_child *ch)
     if (pid == 0) {
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        dup2(2, 1); /* the daemons' own output is log, not triagectl's answer */
         execv(ch->argv[0], ch->argv);
         fprintf(stderr, "triagectl: cannot run %s: %s\n", ch->argv[0], strerror(errno));
         _exit(127);

@@ -66,6 +66,8 @@ struct ing_conf {
     size_t drain_interval_ms;     /* how often the drainer retries pending crashes */
     bool fsync_batch;             /* share one directory fsync among concurrent uploads */
     size_t db_timeout_ms;         /* bound on one database call */
+    size_t event_clamp_s;         /* crash times are clamped into [received - this, received]
+                                     where rates are computed (db_options.event_clamp_ms) */
     size_t shutdown_grace_ms;     /* SIGTERM: time in-flight requests get to finish */
 
     /* Progressive collection (POST /api/v1/hints, docs/progressive-collection.md). */

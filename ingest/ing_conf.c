@@ -56,6 +56,8 @@ static const struct cm_conf_key keys[] = {
     SZ(db_timeout_ms, "5000", 100, 600000,
        "bound on one database call (statement timeout; connect gets the same, in seconds)"),
     SZ(shutdown_grace_ms, "10000", 0, 600000, "SIGTERM: time in-flight requests get to finish"),
+    SZ(event_clamp_s, "604800", 60, 366 * 86400,
+       "rates place a crash at its reported time clamped into [received - this, received]"),
     BOOL(hints, "true", "decide hints (POST /api/v1/hints); false: every hint asks for the dump"),
     SZ(hint_first_k, "5", 0, 1000000, "full dumps wanted per fault key per UTC day"),
     SZ(hint_sample_m, "100", 0, 100000000, "after the first K, one dump in M (0: none)"),

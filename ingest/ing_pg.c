@@ -45,6 +45,7 @@ enum cm_code ing_pg_open(const char *conninfo, const struct ing_conf *conf, stru
     pg->opt.client_grace_ms = ms / 5 > 200 ? ms / 5 : 200;
     pg->opt.connect_timeout_s = ms >= 2000 ? ms / 1000 : 2; /* libpq's minimum is 2 s */
     pg->opt.application_name = "triage-ingest";
+    pg->opt.event_clamp_ms = (int64_t)conf->event_clamp_s * 1000;
     pg->backlog_limit = (int64_t)conf->queue_high_water + 1;
     atomic_flag_clear(&pg->rolling);
     pthread_mutex_init(&pg->mu, NULL);
