@@ -107,33 +107,19 @@ int cli_buckets(int argc, char **argv)
 
 int cli_bucket(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, CLI_DB_OPTIONS,
-        { NULL, 0, NULL, 0 },
-    };
     struct cli_dbopt dbo = { 0 };
     bool json = false;
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'j': json = true; break;
-        case 'h': printf("usage: triagectl bucket ID [--json] [--db URL | --data DIR]\n"); return 0;
-        default:
-            if (!cli_db_option(&dbo, ch, optarg))
-                return 2;
-        }
-    }
-    if (optind != argc - 1) {
-        fprintf(stderr, "usage: triagectl bucket ID [--json]\n");
-        return 2;
-    }
+    int rc = cli_parse_simple(argc, argv,
+                              "usage: triagectl bucket ID [--json] [--db URL | --data DIR]\n", 1,
+                              &dbo, &json);
+    if (rc >= 0)
+        return rc;
     struct db_conn *db;
     if (cli_db_connect(&dbo, &db))
         return 1;
     struct db_bucket *b = NULL;
     struct cm_err err = { 0 };
-    int rc = 0;
+    rc = 0;
     enum cm_code code = db_bucket_get(db, NULL, argv[optind], &b, &err);
     if (code == CM_E_NOTFOUND) {
         fprintf(stderr, "triagectl bucket: no bucket %s (see `triagectl buckets`)\n",

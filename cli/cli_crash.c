@@ -51,27 +51,13 @@ static void print_stack(const char *processed)
 
 int cli_crash(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, CLI_DB_OPTIONS,
-        { NULL, 0, NULL, 0 },
-    };
     struct cli_dbopt dbo = { 0 };
     bool json = false;
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'j': json = true; break;
-        case 'h': printf("usage: triagectl crash ID [--json] [--db URL | --data DIR]\n"); return 0;
-        default:
-            if (!cli_db_option(&dbo, ch, optarg))
-                return 2;
-        }
-    }
-    if (optind != argc - 1) {
-        fprintf(stderr, "usage: triagectl crash ID [--json]\n");
-        return 2;
-    }
+    int rc = cli_parse_simple(argc, argv,
+                              "usage: triagectl crash ID [--json] [--db URL | --data DIR]\n", 1,
+                              &dbo, &json);
+    if (rc >= 0)
+        return rc;
     const char *id = argv[optind];
     if (strncmp(id, "bp-", 3) == 0) /* the id Breakpad/Crashpad reporters show */
         id += 3;
@@ -80,7 +66,7 @@ int cli_crash(int argc, char **argv)
         return 1;
     struct db_crash_info *c = NULL;
     struct cm_err err = { 0 };
-    int rc = 0;
+    rc = 0;
     enum cm_code code = db_crash_get(db, NULL, id, &c, &err);
     if (code == CM_E_NOTFOUND) {
         fprintf(stderr, "triagectl crash: no crash %s\n", id);

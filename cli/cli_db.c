@@ -1,6 +1,7 @@
 /* cli_db.c -- how triagectl's database commands find the database: --db URL, else
  * $DATABASE_URL, else the embedded cluster running in --data DIR (default ./triage-data); plus
  * the shared flags and the duration and time formats responders type and read. */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,33 @@ bool cli_db_option(struct cli_dbopt *o, int ch, const char *arg)
     else
         return false;
     return true;
+}
+
+int cli_parse_simple(int argc, char **argv, const char *usage, int positional,
+                     struct cli_dbopt *dbo, bool *json)
+{
+    static const struct option opts[] = {
+        { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, CLI_DB_OPTIONS,
+        { NULL, 0, NULL, 0 },
+    };
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'j': *json = true; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default:
+            if (!cli_db_option(dbo, ch, optarg)) {
+                fputs(usage, stderr);
+                return 2;
+            }
+        }
+    }
+    if (argc - optind != positional) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return -1;
 }
 
 int cli_parse_duration(const char *s, int64_t *ms)

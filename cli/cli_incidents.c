@@ -181,36 +181,25 @@ int cli_incidents(int argc, char **argv)
 
 int cli_incident(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, CLI_DB_OPTIONS,
-        { NULL, 0, NULL, 0 },
-    };
+    static const char usage[] =
+        "usage: triagectl incident ID [--json] [--db URL | --data DIR] (ID from `triagectl "
+        "incidents`)\n";
     struct cli_dbopt dbo = { 0 };
     bool json = false;
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'j': json = true; break;
-        case 'h':
-            printf("usage: triagectl incident ID [--json] [--db URL | --data DIR]\n");
-            return 0;
-        default:
-            if (!cli_db_option(&dbo, ch, optarg))
-                return 2;
-        }
-    }
+    int rc = cli_parse_simple(argc, argv, usage, 1, &dbo, &json);
+    if (rc >= 0)
+        return rc;
     char *end = NULL;
-    long long id = optind == argc - 1 ? strtoll(argv[optind], &end, 10) : 0;
-    if (id <= 0 || !end || *end) {
-        fprintf(stderr, "usage: triagectl incident ID [--json] (ID from `triagectl incidents`)\n");
+    long long id = strtoll(argv[optind], &end, 10);
+    if (id <= 0 || *end) {
+        fputs(usage, stderr);
         return 2;
     }
     struct db_conn *db;
     if (cli_db_connect(&dbo, &db))
         return 1;
     struct cm_err err = { 0 };
-    int rc = 0;
+    rc = 0;
     enum cm_code code;
     if (json) {
         char *text = NULL;

@@ -26,6 +26,12 @@ enum { CLI_OPT_DB = 1000, CLI_OPT_DATA, CLI_OPT_FREE };
     { "db", required_argument, NULL, CLI_OPT_DB }, { "data", required_argument, NULL, CLI_OPT_DATA }
 /* True when ch was --db or --data (and records it). */
 bool cli_db_option(struct cli_dbopt *o, int ch, const char *arg);
+/* Parses the options of a command that takes only --json, --db, --data and --help, and expects
+ * `positional` arguments after them. Returns -1 to go on (argv[optind..] are the arguments), else
+ * the exit status to return: 0 after --help (usage printed to stdout), 2 for bad usage (usage
+ * printed to stderr). usage is the whole usage text. */
+int cli_parse_simple(int argc, char **argv, const char *usage, int positional,
+                     struct cli_dbopt *dbo, bool *json);
 /* Connects as cli_db.c describes; prints what to do next and returns 1 on failure. */
 int cli_db_connect(const struct cli_dbopt *o, struct db_conn **out);
 /* "90m", "30d", "45s", "2h" -> milliseconds; 0 on success. */

@@ -1,48 +1,26 @@
 /* cli_want.c -- `triagectl want BUCKET N [--json]`: asks the endpoints for the next N full dumps of
  * a bucket (progressive collection, docs/progressive-collection.md). The next N hints counted in
  * the bucket answer "send the dump" whatever the sampling policy says; N = 0 cancels. */
-#include <getopt.h>
 #include <stdio.h>
+#include <getopt.h> /* optind */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/cli_int.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: triagectl want BUCKET N [--json] [--db URL | --data DIR]\n\n"
-               "The next N crashes of BUCKET that endpoints announce with a hint are asked for\n"
-               "their full dump (0 cancels an earlier request).\n");
-}
+static const char want_usage[] =
+    "usage: triagectl want BUCKET N [--json] [--db URL | --data DIR]\n\n"
+    "The next N crashes of BUCKET that endpoints announce with a hint are asked for\n"
+    "their full dump (0 cancels an earlier request).\n";
 
 int cli_want(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' },
-        CLI_DB_OPTIONS,
-        { NULL, 0, NULL, 0 },
-    };
     struct cli_dbopt dbo = { 0 };
     bool json = false;
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'j': json = true; break;
-        case 'h': usage(stdout); return 0;
-        default:
-            if (!cli_db_option(&dbo, ch, optarg)) {
-                usage(stderr);
-                return 2;
-            }
-        }
-    }
-    if (argc - optind != 2) {
-        usage(stderr);
-        return 2;
-    }
+    int rc = cli_parse_simple(argc, argv, want_usage, 2, &dbo, &json);
+    if (rc >= 0)
+        return rc;
     const char *bucket = argv[optind];
     char *end;
     long long n = strtoll(argv[optind + 1], &end, 10);
@@ -55,7 +33,7 @@ int cli_want(int argc, char **argv)
         return 1;
     struct cm_err err = { 0 };
     bool found = false;
-    int rc = 0;
+    rc = 0;
     if (db_want(db, NULL, bucket, n, &found, &err) != CM_E_OK) {
         fprintf(stderr, "triagectl want: %s\n", err.msg);
         rc = 1;
