@@ -89,6 +89,11 @@ enum cm_code anad_child_analyze(struct anad_child *ch, const char *spool_path, i
 /* The child's main loop: requests on stdin, answers on stdout, until EOF. */
 int anad_child_main(struct anad *d);
 
+/* Installs the child's seccomp filter (ana_seccomp.c): the network, exec, ptrace, kill and new
+ * processes answer EPERM from then on. allow_processes keeps process creation (sanitizer builds,
+ * whose leak checker forks at exit). */
+enum cm_code anad_seccomp(bool allow_processes, struct cm_err *err);
+
 /* ---- workers (ana_worker.c) ---- */
 
 void *anad_worker_thread(void *arg); /* arg: struct anad_worker */

@@ -396,6 +396,10 @@ static void confine(struct anad *d)
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* never outlive the daemon */
     signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the process group: the parent decides */
+    /* Last: no network, no programs, no processes (ana_seccomp.c). */
+    struct cm_err err = { 0 };
+    if (anad_seccomp(ASAN_BUILD, &err) != CM_E_OK)
+        cm_log(CM_LOG_WARN, "analyzer child runs without its system-call filter: %s", err.msg);
 }
 
 int anad_child_main(struct anad *d)
